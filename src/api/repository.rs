@@ -1,0 +1,227 @@
+//! `EcrRepository`: one ECR repository, its settings, tags and lifecycle of ownership.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::conditions::Conditions;
+
+/// ECR's repository name grammar: lowercase path components separated by `/`.
+pub const REPOSITORY_NAME_PATTERN: &str =
+    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
+/// An AWS region code such as `eu-west-1` or `us-gov-east-1`.
+pub const REGION_PATTERN: &str = r"^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$";
+/// ECR's image tag mutability exclusion filter: tag characters and `*` wildcards.
+pub const MUTABILITY_EXCLUSION_PATTERN: &str = r"^[0-9a-zA-Z._*-]{1,128}$";
+/// Tag key prefix reserved for berth's own ownership tags.
+pub const RESERVED_TAG_PREFIX: &str = "berth.dev/";
+
+pub const MAX_MUTABILITY_EXCLUSIONS: usize = 5;
+pub const MAX_USER_TAGS: usize = 50;
+
+/// An Amazon ECR repository that berth creates (or adopts) and keeps as declared.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "ecr.berth.dev",
+    version = "v1alpha1",
+    kind = "EcrRepository",
+    namespaced,
+    shortname = "ecrrepo",
+    category = "berth",
+    status = "EcrRepositoryStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "An Amazon ECR repository managed declaratively by berth.",
+    printcolumn(
+        name = "Repository",
+        type_ = "string",
+        json_path = ".spec.repositoryName"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "URI",
+        type_ = "string",
+        json_path = ".status.repositoryUri",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = Rule::new("has(self.repositoryName) == has(oldSelf.repositoryName)")
+        .message("spec.repositoryName is immutable: it cannot be added or removed after creation"),
+    validation = Rule::new("has(self.region) == has(oldSelf.region)")
+        .message("spec.region is immutable: it cannot be added or removed after creation"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EcrRepositorySpec {
+    /// Name of the ECR repository (ECR naming rules: lowercase path components separated by
+    /// `/`). Defaults to metadata.name. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 256), regex(pattern = REPOSITORY_NAME_PATTERN))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.repositoryName is immutable"))]
+    pub repository_name: Option<String>,
+
+    /// AWS region of the repository, e.g. eu-west-1. Defaults to the operator's region. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 9, max = 32), regex(pattern = REGION_PATTERN))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.region is immutable"))]
+    pub region: Option<String>,
+
+    /// Whether image tags can be overwritten: Mutable (default) or Immutable.
+    #[serde(default)]
+    pub image_tag_mutability: TagMutability,
+
+    /// Tag filters (wildcard `*` allowed) that keep the opposite mutability: with Immutable, tags
+    /// matching these stay mutable (e.g. `latest`), and the reverse. At most 5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5), inner(length(min = 1, max = 128), regex(pattern = MUTABILITY_EXCLUSION_PATTERN)))]
+    pub mutability_exclusions: Vec<String>,
+
+    /// Encryption at rest, chosen when the repository is created. Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.encryption is immutable: it is set at creation only"))]
+    pub encryption: Encryption,
+
+    /// User tags on the repository (at most 50). Keys starting with `aws:` or `berth.dev/` are reserved.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 50), inner(length(max = 256)))]
+    #[x_kube(
+        // eight literal prefixes instead of a regex or lowerAscii: constant CEL cost per key
+        validation = Rule::new("self.all(k, ['aws:', 'awS:', 'aWs:', 'aWS:', 'Aws:', 'AwS:', 'AWs:', 'AWS:'].all(p, !k.startsWith(p)))")
+            .message("spec.tags: keys starting with 'aws:' are reserved by AWS"),
+        validation = Rule::new("self.all(k, !k.startsWith('berth.dev/'))")
+            .message("spec.tags: keys starting with 'berth.dev/' are reserved for berth's ownership tags"),
+        validation = Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128)")
+            .message("spec.tags: keys must be 1 to 128 characters"),
+    )]
+    pub tags: BTreeMap<String, String>,
+
+    /// What happens in AWS when this object is deleted: Retain (default) leaves the repository;
+    /// Delete removes what berth created.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// With deletionPolicy Delete: also delete a repository that still holds images.
+    #[serde(default)]
+    pub force_delete: bool,
+
+    /// Take over an existing repository that carries no berth ownership tag.
+    #[serde(default)]
+    pub adopt: bool,
+}
+
+/// Image tag mutability of a repository.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TagMutability {
+    #[default]
+    Mutable,
+    Immutable,
+}
+
+/// Encryption at rest of a repository.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.type == 'Kms' || !has(self.kmsKey)")
+    .message("spec.encryption.kmsKey is only allowed with type Kms"))]
+#[serde(rename_all = "camelCase")]
+pub struct Encryption {
+    /// Aes256 (default, S3-managed keys) or Kms (AWS KMS).
+    #[serde(rename = "type", default)]
+    pub type_: EncryptionType,
+    /// KMS key id, ARN or alias; only with type Kms. Without it ECR uses the AWS managed key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub kms_key: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EncryptionType {
+    #[default]
+    Aes256,
+    Kms,
+}
+
+/// What deleting the EcrRepository object does in AWS.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// Observed state of an EcrRepository. Each field is written by one controller under its own
+/// server-side-apply field manager (see docs/design-decisions.md).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcrRepositoryStatus {
+    /// The metadata.generation that the Ready condition describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, ScanCompliant, ...; one per type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    #[schemars(length(max = 8))]
+    pub conditions: Conditions,
+    /// URI to push to and pull from, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_uri: Option<String>,
+    /// ARN of the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_arn: Option<String>,
+    /// AWS account id of the registry that holds the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<String>,
+    /// ARN of the IAM role that GitHub Actions assumes to push here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_role_arn: Option<String>,
+    /// The LifecyclePolicy that currently governs this repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_policy: Option<String>,
+    /// Vulnerability findings of the most recently pushed image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<FindingCounts>,
+    /// Number of images in the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_count: Option<i64>,
+    /// Total size of the images in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// When an image was last pushed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pushed_at: Option<String>,
+}
+
+/// Findings of one image by severity.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingCounts {
+    pub critical: i64,
+    pub high: i64,
+    pub medium: i64,
+    pub low: i64,
+    pub informational: i64,
+    /// Digest of the image the counts belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+}
+
+impl EcrRepositoryStatus {
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}

@@ -1,0 +1,185 @@
+//! AWS errors, classified once so that callers decide on retry, reason and metric label.
+
+use aws_sdk_ecr::config::http::HttpResponse;
+use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// What kind of failure an AWS call ended in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    Throttled,
+    ServerError,
+    Timeout,
+    AccessDenied,
+    NotFound,
+    /// The resource changed under us (already exists, concurrent modification): retry.
+    Conflict,
+    /// A 4xx the request itself caused: validation, limits, conflicts.
+    ClientError,
+}
+
+impl AwsErrorKind {
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::Throttled | Self::ServerError | Self::Timeout | Self::Conflict
+        )
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Throttled => "AwsThrottled",
+            Self::ServerError => "AwsServerError",
+            Self::Timeout => "AwsTimeout",
+            Self::AccessDenied => "AwsAccessDenied",
+            Self::NotFound => "AwsNotFound",
+            Self::Conflict => "AwsConflict",
+            Self::ClientError => "AwsError",
+        }
+    }
+
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Self::Throttled => "throttled",
+            Self::ServerError => "server_error",
+            Self::Timeout => "timeout",
+            Self::AccessDenied => "access_denied",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::ClientError => "client_error",
+        }
+    }
+}
+
+/// A failed AWS call, with the service's own code and message kept verbatim.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{operation}: {code}: {message}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub kind: AwsErrorKind,
+    pub code: String,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code == code
+    }
+
+    pub fn from_sdk<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let (status, timeout) = match &error {
+            SdkError::TimeoutError(_) => (None, true),
+            SdkError::DispatchFailure(failure) => (None, failure.is_timeout() || failure.is_io()),
+            SdkError::ResponseError(failure) => (Some(failure.raw().status().as_u16()), false),
+            SdkError::ServiceError(failure) => (Some(failure.raw().status().as_u16()), false),
+            _ => (None, false),
+        };
+        let code = error.code().map(str::to_owned);
+        let kind = classify_outcome(status, code.as_deref(), timeout);
+        let message = error
+            .message()
+            .map(str::to_owned)
+            .unwrap_or_else(|| DisplayErrorContext(&error).to_string());
+        AwsError {
+            operation,
+            kind,
+            code: code.unwrap_or_else(|| kind.reason().to_owned()),
+            message,
+        }
+    }
+}
+
+/// Classifies a call's outcome from the HTTP status, the AWS error code and whether it timed out.
+pub fn classify_outcome(status: Option<u16>, code: Option<&str>, timed_out: bool) -> AwsErrorKind {
+    if timed_out {
+        return AwsErrorKind::Timeout;
+    }
+    let code = code.unwrap_or_default();
+    if code.contains("Throttl")
+        || matches!(
+            code,
+            "TooManyRequestsException" | "RequestLimitExceeded" | "SlowDown"
+        )
+        || status == Some(429)
+    {
+        return AwsErrorKind::Throttled;
+    }
+    if code.contains("AccessDenied")
+        || matches!(
+            code,
+            "UnauthorizedOperation" | "UnrecognizedClientException"
+        )
+        || status == Some(403)
+    {
+        return AwsErrorKind::AccessDenied;
+    }
+    if code.ends_with("NotFoundException") || code == "NoSuchEntity" {
+        return AwsErrorKind::NotFound;
+    }
+    if code.ends_with("AlreadyExistsException") || code == "ConcurrentModificationException" {
+        return AwsErrorKind::Conflict;
+    }
+    match status {
+        Some(s) if s >= 500 => AwsErrorKind::ServerError,
+        Some(_) => AwsErrorKind::ClientError,
+        // no response at all: the connection failed
+        None => AwsErrorKind::Timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_outcomes() {
+        use AwsErrorKind::*;
+        assert_eq!(
+            classify_outcome(Some(400), Some("ThrottlingException"), false),
+            Throttled
+        );
+        assert_eq!(
+            classify_outcome(Some(400), Some("Throttling"), false),
+            Throttled
+        );
+        assert_eq!(classify_outcome(Some(429), None, false), Throttled);
+        assert_eq!(
+            classify_outcome(Some(500), Some("ServerException"), false),
+            ServerError
+        );
+        assert_eq!(classify_outcome(Some(503), None, false), ServerError);
+        assert_eq!(classify_outcome(None, None, true), Timeout);
+        assert_eq!(classify_outcome(None, None, false), Timeout);
+        assert_eq!(
+            classify_outcome(Some(400), Some("AccessDeniedException"), false),
+            AccessDenied
+        );
+        assert_eq!(
+            classify_outcome(Some(403), Some("Whatever"), false),
+            AccessDenied
+        );
+        assert_eq!(
+            classify_outcome(Some(400), Some("RepositoryNotFoundException"), false),
+            NotFound
+        );
+        assert_eq!(
+            classify_outcome(Some(404), Some("NoSuchEntity"), false),
+            NotFound
+        );
+        assert_eq!(
+            classify_outcome(Some(400), Some("InvalidParameterException"), false),
+            ClientError
+        );
+        assert_eq!(
+            classify_outcome(Some(400), Some("RepositoryAlreadyExistsException"), false),
+            Conflict
+        );
+        assert!(Conflict.is_transient());
+        assert!(Throttled.is_transient() && ServerError.is_transient() && Timeout.is_transient());
+        assert!(
+            !AccessDenied.is_transient() && !ClientError.is_transient() && !NotFound.is_transient()
+        );
+    }
+}

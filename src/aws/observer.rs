@@ -1,0 +1,102 @@
+//! Batched observation: one paginated DescribeRepositories per region per resync serves every
+//! EcrRepository of that region. Objects whose spec just changed read their repository afresh.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{AwsError, ObservedRepository, Registry};
+
+#[derive(Default)]
+struct RegionSnapshot {
+    /// The resync epoch this snapshot was taken in; None before the first describe.
+    epoch: Option<u64>,
+    repositories: HashMap<String, ObservedRepository>,
+}
+
+pub struct RepositoryObserver {
+    registry: Arc<dyn Registry>,
+    regions: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<RegionSnapshot>>>>,
+    epoch: AtomicU64,
+}
+
+impl RepositoryObserver {
+    pub fn new(registry: Arc<dyn Registry>) -> Self {
+        Self {
+            registry,
+            regions: Default::default(),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks every snapshot stale: the next lookup in each region describes it again.
+    pub fn start_resync(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The current resync epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn region(&self, region: &str) -> Arc<tokio::sync::Mutex<RegionSnapshot>> {
+        let mut regions = self.regions.lock().expect("region map lock poisoned");
+        regions.entry(region.to_owned()).or_default().clone()
+    }
+
+    /// The repository from this resync's snapshot of its region (taken once, by the first
+    /// caller); a repository missing from the snapshot is described on its own, because it may
+    /// have been created since, or not be listed yet (ECR is eventually consistent).
+    pub async fn observe(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<ObservedRepository>, AwsError> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let snapshot = self.region(region);
+        {
+            let mut snapshot = snapshot.lock().await;
+            if snapshot.epoch != Some(epoch) {
+                let repositories = self.registry.describe_repositories(region).await?;
+                snapshot.repositories = repositories
+                    .into_iter()
+                    .map(|r| (r.name.clone(), r))
+                    .collect();
+                snapshot.epoch = Some(epoch);
+            }
+            if let Some(repository) = snapshot.repositories.get(name) {
+                return Ok(Some(repository.clone()));
+            }
+        }
+        self.observe_fresh(region, name).await
+    }
+
+    /// The repository described on its own, bypassing (and updating) the snapshot.
+    pub async fn observe_fresh(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<ObservedRepository>, AwsError> {
+        let repository = self.registry.describe_repository(region, name).await?;
+        match &repository {
+            Some(repository) => self.record(region, repository.clone()).await,
+            None => self.forget(region, name).await,
+        }
+        Ok(repository)
+    }
+
+    /// Keeps the snapshot true after berth's own writes.
+    pub async fn record(&self, region: &str, repository: ObservedRepository) {
+        let snapshot = self.region(region);
+        snapshot
+            .lock()
+            .await
+            .repositories
+            .insert(repository.name.clone(), repository);
+    }
+
+    pub async fn forget(&self, region: &str, name: &str) {
+        let snapshot = self.region(region);
+        snapshot.lock().await.repositories.remove(name);
+    }
+}

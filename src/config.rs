@@ -1,0 +1,106 @@
+//! Operator configuration: command-line flags with environment fallbacks (Helm values map
+//! onto them).
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Default AWS region for objects that set none.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// Written into ownership tags; default: the UID of the kube-system namespace.
+    #[arg(long, env = "BERTH_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+
+    /// Drift is found and corrected at least this often (e.g. 10m, 30s, 1h).
+    #[arg(long, env = "BERTH_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+
+    /// Watch only these namespaces (repeatable); default: all.
+    #[arg(
+        long = "watch-namespace",
+        env = "BERTH_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub watch_namespaces: Vec<String>,
+
+    /// Tenancy guard: a repository's name must start with `<namespace>/`.
+    #[arg(long, env = "BERTH_REQUIRE_NAMESPACE_PREFIX")]
+    pub require_namespace_prefix: bool,
+
+    /// Address of the Prometheus /metrics endpoint.
+    #[arg(long, env = "BERTH_METRICS_ADDR", default_value = "127.0.0.1:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Address of /healthz and /readyz.
+    #[arg(long, env = "BERTH_HEALTH_ADDR", default_value = "127.0.0.1:8081")]
+    pub health_addr: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Parses `90s`, `10m`, `1h`, `1h30m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => {
+                return Err(format!(
+                    "unknown unit '{c}' in duration '{text}' (use s, m, h, d)"
+                ));
+            }
+        };
+        let number: u64 = digits
+            .parse()
+            .map_err(|_| format!("duration '{text}' needs a number before '{c}'"))?;
+        total += number * unit;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(format!(
+            "'{text}' is not a positive duration like 30s, 10m or 1h"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5m3").is_err());
+    }
+}

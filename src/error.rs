@@ -1,0 +1,62 @@
+//! The one error type of the reconcilers. Each variant knows its condition/Event reason, its
+//! metric label, and whether retrying without a spec change can help.
+
+use crate::aws::AwsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec breaks a rule that the schema/CEL should have caught (clusters < 1.25 drop CEL).
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// The repository exists, carries no owner tag, and `spec.adopt` is false.
+    #[error("{0}")]
+    AdoptionRequired(String),
+    /// The repository belongs to another cluster or object.
+    #[error("{0}")]
+    OwnedByOther(String),
+    /// deletionPolicy Delete, but the repository still holds images and forceDelete is false.
+    #[error("{0}")]
+    DeletionBlocked(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    /// The `reason` of the Ready condition and of the Warning Event.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::AdoptionRequired(_) => "AdoptionRequired",
+            Error::OwnedByOther(_) => "OwnedByOther",
+            Error::DeletionBlocked(_) => "DeletionBlocked",
+            Error::Aws(aws) => aws.kind.reason(),
+            Error::Kube(_) => "KubernetesError",
+        }
+    }
+
+    /// The `reason` label of `berth_reconcile_errors_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "invalid_spec",
+            Error::AdoptionRequired(_) => "adoption_required",
+            Error::OwnedByOther(_) => "owned_by_other",
+            Error::DeletionBlocked(_) => "deletion_blocked",
+            Error::Aws(aws) => aws.kind.metric_label(),
+            Error::Kube(_) => "kubernetes",
+        }
+    }
+
+    /// Whether retrying with backoff can succeed without the spec changing. Terminal errors are
+    /// retried only at the resync interval, so that AWS is not hammered.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Aws(aws) => aws.kind.is_transient(),
+            Error::Kube(_) => true,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,62 @@
+#![forbid(unsafe_code)]
+#![deny(warnings)]
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// berth: Amazon ECR, declared in Kubernetes.
+#[derive(Parser)]
+#[command(name = "berth", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator.
+    Run(Box<berth::config::RunArgs>),
+    /// Print the CRDs as multi-document YAML, or write one file per kind into --dir.
+    Crds {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            // One TLS provider for kube and the AWS SDK alike.
+            rustls::crypto::aws_lc_rs::default_provider()
+                .install_default()
+                .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
+            berth::telemetry::init_tracing(args.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(berth::controller::run(*args))
+        }
+        Command::Crds { dir: None } => {
+            print!("{}", berth::api::crds_yaml());
+            Ok(())
+        }
+        Command::Crds { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            for crd in berth::api::crds() {
+                std::fs::write(
+                    dir.join(berth::api::crd_file_name(&crd)),
+                    berth::api::crd_yaml(&crd),
+                )?;
+            }
+            Ok(())
+        }
+        Command::Version => {
+            println!("berth {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per kind: validate → build desired state → plan (pure) → apply (IO) → status.
+
+pub mod repository;

@@ -1,0 +1,187 @@
+//! Step 1 of the pipeline: validate an EcrRepository and build the repository it declares.
+//! The same rules as the schema and CEL, because clusters older than 1.25 drop CEL.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::api::{
+    EcrRepository, EcrRepositorySpec, EncryptionType, MAX_MUTABILITY_EXCLUSIONS, MAX_USER_TAGS,
+    MUTABILITY_EXCLUSION_PATTERN, REGION_PATTERN, REPOSITORY_NAME_PATTERN, RESERVED_TAG_PREFIX,
+};
+use crate::aws::RepositorySettings;
+use crate::error::Error;
+
+pub const MANAGED_BY_TAG: &str = "berth.dev/managed-by";
+pub const MANAGED_BY_VALUE: &str = "berth";
+pub const OWNER_TAG: &str = "berth.dev/owner";
+
+static REPOSITORY_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(REPOSITORY_NAME_PATTERN).unwrap());
+static REGION: LazyLock<Regex> = LazyLock::new(|| Regex::new(REGION_PATTERN).unwrap());
+static EXCLUSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(MUTABILITY_EXCLUSION_PATTERN).unwrap());
+
+/// Operator settings that validation depends on.
+#[derive(Clone, Debug, Default)]
+pub struct ValidationSettings {
+    pub default_region: String,
+    pub cluster_id: String,
+    pub require_namespace_prefix: bool,
+}
+
+/// The repository an EcrRepository declares, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredRepository {
+    pub name: String,
+    pub region: String,
+    pub settings: RepositorySettings,
+    pub encryption_type: EncryptionType,
+    pub kms_key: Option<String>,
+    /// Declared user tags only.
+    pub user_tags: BTreeMap<String, String>,
+    /// The value of the `berth.dev/owner` tag: `<cluster-id>/<namespace>/<name>`.
+    pub owner: String,
+}
+
+impl DesiredRepository {
+    /// User tags plus the ownership tags: every tag the repository should carry.
+    pub fn all_tags(&self) -> BTreeMap<String, String> {
+        let mut tags = self.user_tags.clone();
+        tags.insert(MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned());
+        tags.insert(OWNER_TAG.to_owned(), self.owner.clone());
+        tags
+    }
+}
+
+fn invalid(message: String) -> Error {
+    Error::InvalidSpec(message)
+}
+
+/// Validates `repository` and returns the repository it declares, or `InvalidSpec` with a
+/// message naming the field.
+pub fn desired_repository(
+    repository: &EcrRepository,
+    settings: &ValidationSettings,
+) -> Result<DesiredRepository, Error> {
+    let namespace = repository.metadata.namespace.as_deref().unwrap_or_default();
+    let object_name = repository.metadata.name.as_deref().unwrap_or_default();
+    let spec: &EcrRepositorySpec = &repository.spec;
+
+    let name = spec
+        .repository_name
+        .clone()
+        .unwrap_or_else(|| object_name.to_owned());
+    let name_field = if spec.repository_name.is_some() {
+        "spec.repositoryName"
+    } else {
+        "metadata.name (the default spec.repositoryName)"
+    };
+    if !(2..=256).contains(&name.len()) || !REPOSITORY_NAME.is_match(&name) {
+        return Err(invalid(format!(
+            "{name_field}: '{name}' is not a valid ECR repository name (2-256 characters of lowercase letters, digits and . _ - separators, path components separated by /)"
+        )));
+    }
+    if settings.require_namespace_prefix && !name.starts_with(&format!("{namespace}/")) {
+        return Err(invalid(format!(
+            "{name_field}: '{name}' must start with '{namespace}/' (the operator requires repository names to be prefixed with their namespace)"
+        )));
+    }
+
+    let region = spec
+        .region
+        .clone()
+        .unwrap_or_else(|| settings.default_region.clone());
+    if !REGION.is_match(&region) || region.len() > 32 {
+        return Err(invalid(format!(
+            "spec.region: '{region}' is not an AWS region code such as eu-west-1"
+        )));
+    }
+
+    if spec.mutability_exclusions.len() > MAX_MUTABILITY_EXCLUSIONS {
+        return Err(invalid(format!(
+            "spec.mutabilityExclusions: {} filters given, at most {MAX_MUTABILITY_EXCLUSIONS} are allowed",
+            spec.mutability_exclusions.len()
+        )));
+    }
+    for (index, filter) in spec.mutability_exclusions.iter().enumerate() {
+        if !EXCLUSION.is_match(filter) {
+            return Err(invalid(format!(
+                "spec.mutabilityExclusions[{index}]: '{filter}' must be 1-128 characters of letters, digits, . _ - and the * wildcard"
+            )));
+        }
+    }
+
+    if spec.encryption.type_ != EncryptionType::Kms && spec.encryption.kms_key.is_some() {
+        return Err(invalid(
+            "spec.encryption.kmsKey is only allowed with type Kms".to_owned(),
+        ));
+    }
+    if let Some(key) = &spec.encryption.kms_key
+        && !(1..=2048).contains(&key.len())
+    {
+        return Err(invalid(
+            "spec.encryption.kmsKey must be 1 to 2048 characters".to_owned(),
+        ));
+    }
+
+    if spec.tags.len() > MAX_USER_TAGS {
+        return Err(invalid(format!(
+            "spec.tags: {} tags given, at most {MAX_USER_TAGS} are allowed",
+            spec.tags.len()
+        )));
+    }
+    for (key, value) in &spec.tags {
+        if key.is_empty() || key.chars().count() > 128 {
+            return Err(invalid(format!(
+                "spec.tags: key '{key}' must be 1 to 128 characters"
+            )));
+        }
+        if key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(invalid(format!(
+                "spec.tags: key '{key}' uses the prefix 'aws:', which AWS reserves"
+            )));
+        }
+        if key.starts_with(RESERVED_TAG_PREFIX) {
+            return Err(invalid(format!(
+                "spec.tags: key '{key}' uses the prefix '{RESERVED_TAG_PREFIX}', which berth reserves for ownership tags"
+            )));
+        }
+        if value.chars().count() > 256 {
+            return Err(invalid(format!(
+                "spec.tags: the value of '{key}' is longer than 256 characters"
+            )));
+        }
+    }
+
+    Ok(DesiredRepository {
+        name,
+        region,
+        settings: RepositorySettings {
+            tag_mutability: spec.image_tag_mutability,
+            mutability_exclusions: spec.mutability_exclusions.iter().cloned().collect(),
+        },
+        encryption_type: spec.encryption.type_,
+        kms_key: spec.encryption.kms_key.clone(),
+        user_tags: spec.tags.clone(),
+        owner: owner_value(&settings.cluster_id, namespace, object_name),
+    })
+}
+
+/// `<cluster-id>/<namespace>/<name>`, shortened with a hash to fit AWS's 256-character tag value.
+pub fn owner_value(cluster_id: &str, namespace: &str, name: &str) -> String {
+    let full = format!("{cluster_id}/{namespace}/{name}");
+    if full.len() <= 256 {
+        return full;
+    }
+    let digest = fnv1a(full.as_bytes());
+    format!("{}~{digest:016x}", &full[..256 - 17])
+}
+
+/// A small stable hash (FNV-1a, 64 bit) for deterministic shortening of names.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

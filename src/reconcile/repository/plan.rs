@@ -1,0 +1,151 @@
+//! Step 2: compare the desired repository with what ECR reports and decide what to change.
+//! Pure: no client, unit-tested from YAML fixtures.
+
+use std::collections::BTreeMap;
+
+use super::desired::{DesiredRepository, MANAGED_BY_TAG, MANAGED_BY_VALUE, OWNER_TAG};
+use crate::api::EncryptionType;
+use crate::aws::{ObservedRepository, RepositorySettings};
+use crate::error::Error;
+
+/// The repository as observed: its description and its tags.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedState {
+    pub repository: ObservedRepository,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One write to ECR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// CreateRepository with every setting and all tags, in one call.
+    Create,
+    /// PutImageTagMutability with the mutability and its exclusion filters.
+    SetTagMutability(RepositorySettings),
+    /// TagResource with the tags to add or overwrite.
+    Tag(BTreeMap<String, String>),
+    /// UntagResource with the keys to remove.
+    Untag(Vec<String>),
+}
+
+impl Change {
+    /// The spec field the change brings back in line (for Events and metrics).
+    pub fn field(&self) -> &'static str {
+        match self {
+            Change::Create => "repository",
+            Change::SetTagMutability(_) => "imageTagMutability",
+            Change::Tag(_) | Change::Untag(_) => "tags",
+        }
+    }
+}
+
+/// What the reconciler should do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The repository exists without an owner tag and will be adopted (spec.adopt).
+    pub adopting: bool,
+    pub changes: Vec<Change>,
+}
+
+/// Who owns an existing repository, judged by its tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    Ours,
+    Unowned,
+    Other(String),
+}
+
+pub fn ownership(tags: &BTreeMap<String, String>, owner: &str) -> Ownership {
+    match tags.get(OWNER_TAG) {
+        Some(value) if value == owner => Ownership::Ours,
+        Some(value) => Ownership::Other(value.clone()),
+        None if tags.get(MANAGED_BY_TAG).map(String::as_str) == Some(MANAGED_BY_VALUE) => {
+            Ownership::Other("berth (owner tag missing)".to_owned())
+        }
+        None => Ownership::Unowned,
+    }
+}
+
+pub fn plan(
+    desired: &DesiredRepository,
+    observed: Option<&ObservedState>,
+    adopt: bool,
+) -> Result<Plan, Error> {
+    let Some(observed) = observed else {
+        return Ok(Plan {
+            adopting: false,
+            changes: vec![Change::Create],
+        });
+    };
+    let adopting = match ownership(&observed.tags, &desired.owner) {
+        Ownership::Ours => false,
+        Ownership::Unowned if adopt => true,
+        Ownership::Unowned => {
+            return Err(Error::AdoptionRequired(format!(
+                "repository {} already exists and is not managed by berth; set spec.adopt: true to take it over",
+                desired.name
+            )));
+        }
+        Ownership::Other(owner) => {
+            return Err(Error::OwnedByOther(format!(
+                "repository {} is owned by {owner}; berth will not touch it",
+                desired.name
+            )));
+        }
+    };
+
+    check_encryption(desired, &observed.repository)?;
+
+    let mut changes = Vec::new();
+    if observed.repository.settings != desired.settings {
+        changes.push(Change::SetTagMutability(desired.settings.clone()));
+    }
+    let wanted_tags = desired.all_tags();
+    let to_tag: BTreeMap<String, String> = wanted_tags
+        .iter()
+        .filter(|(key, value)| observed.tags.get(*key) != Some(*value))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if !to_tag.is_empty() {
+        changes.push(Change::Tag(to_tag));
+    }
+    // spec.tags is the whole set of user tags; AWS's own `aws:` tags cannot be removed.
+    let to_untag: Vec<String> = observed
+        .tags
+        .keys()
+        .filter(|key| {
+            !wanted_tags.contains_key(*key) && !key.to_ascii_lowercase().starts_with("aws:")
+        })
+        .cloned()
+        .collect();
+    if !to_untag.is_empty() {
+        changes.push(Change::Untag(to_untag));
+    }
+    Ok(Plan { adopting, changes })
+}
+
+/// Encryption is fixed at creation: a difference cannot be corrected, only reported.
+fn check_encryption(
+    desired: &DesiredRepository,
+    observed: &ObservedRepository,
+) -> Result<(), Error> {
+    if desired.encryption_type != observed.encryption_type {
+        return Err(Error::InvalidSpec(format!(
+            "spec.encryption is immutable: repository {} is encrypted with {:?}, the spec asks for {:?}",
+            desired.name, observed.encryption_type, desired.encryption_type
+        )));
+    }
+    // ECR reports the key's ARN; an alias or key id cannot be compared without KMS, so only a
+    // declared ARN is checked.
+    if desired.encryption_type == EncryptionType::Kms
+        && let (Some(wanted), Some(actual)) = (&desired.kms_key, &observed.kms_key)
+        && wanted.starts_with("arn:")
+        && wanted != actual
+    {
+        return Err(Error::InvalidSpec(format!(
+            "spec.encryption.kmsKey is immutable: repository {} uses {actual}",
+            desired.name
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Step 4: the status fields that the EcrRepository controller owns (field manager `berth`).
+//! Deterministic: the same outcome gives the same status, so an in-sync object is not written.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{ConditionStatus, EcrRepositoryStatus, set_condition};
+use crate::aws::ObservedRepository;
+
+pub const READY: &str = "Ready";
+
+/// The outcome of one reconcile, as the Ready condition reports it.
+pub enum Outcome<'a> {
+    Synced(&'a ObservedRepository),
+    Failed { reason: &'a str, message: String },
+}
+
+/// Builds the `berth`-owned part of the status. On failure the last known repository
+/// coordinates are kept, so that a passing AWS error does not blank the URI.
+pub fn repository_status(
+    previous: Option<&EcrRepositoryStatus>,
+    generation: Option<i64>,
+    outcome: Outcome<'_>,
+    now: Time,
+) -> EcrRepositoryStatus {
+    let previous_conditions = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let (condition, uri, arn, registry_id) = match outcome {
+        Outcome::Synced(repository) => (
+            set_condition(
+                previous_conditions,
+                READY,
+                ConditionStatus::True,
+                "Synced",
+                &format!("repository {} is in sync", repository.name),
+                generation,
+                now,
+            ),
+            Some(repository.uri.clone()),
+            Some(repository.arn.clone()),
+            Some(repository.registry_id.clone()),
+        ),
+        Outcome::Failed { reason, message } => (
+            set_condition(
+                previous_conditions,
+                READY,
+                ConditionStatus::False,
+                reason,
+                &message,
+                generation,
+                now,
+            ),
+            previous.and_then(|s| s.repository_uri.clone()),
+            previous.and_then(|s| s.repository_arn.clone()),
+            previous.and_then(|s| s.registry_id.clone()),
+        ),
+    };
+    EcrRepositoryStatus {
+        observed_generation: generation,
+        conditions: vec![condition],
+        repository_uri: uri,
+        repository_arn: arn,
+        registry_id,
+        ..Default::default()
+    }
+}
+
+/// Whether `desired` differs from what `current` holds in the fields `berth` owns.
+pub fn needs_write(current: Option<&EcrRepositoryStatus>, desired: &EcrRepositoryStatus) -> bool {
+    let Some(current) = current else { return true };
+    current.observed_generation != desired.observed_generation
+        || current.repository_uri != desired.repository_uri
+        || current.repository_arn != desired.repository_arn
+        || current.registry_id != desired.registry_id
+        || current.push_role_arn != desired.push_role_arn
+        || current.condition(READY) != desired.condition(READY)
+}

@@ -1,0 +1,138 @@
+//! Shared harness for tests against the real test bed (`scripts/testbed up`): a kube-apiserver
+//! with etcd, and moto. Under CI=true a missing test bed fails the test; elsewhere it skips.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+
+/// The test bed's coordinates, from the env file `scripts/testbed up` writes.
+pub struct Testbed {
+    pub kubeconfig: String,
+    pub aws_endpoint: String,
+    pub region: String,
+}
+
+/// Returns the test bed, or None (with a one-line reason) when it is not up outside CI.
+pub fn testbed() -> Option<Testbed> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match (
+        std::env::var("KUBECONFIG"),
+        std::env::var("AWS_ENDPOINT_URL"),
+    ) {
+        (Ok(kubeconfig), Ok(aws_endpoint)) if std::env::var("BERTH_TESTBED").is_ok() => {
+            Some(Testbed {
+                kubeconfig,
+                aws_endpoint,
+                region: std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-west-1".into()),
+            })
+        }
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("the test bed is not up (CI=true): run the tests through scripts/test")
+        }
+        _ => {
+            eprintln!(
+                "skipped: the test bed is not up (run: scripts/testbed up, then source its env file)"
+            );
+            None
+        }
+    }
+}
+
+pub async fn kube_client() -> Client {
+    Client::try_default()
+        .await
+        .expect("a kube client from KUBECONFIG")
+}
+
+pub async fn sdk_config(testbed: &Testbed) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(testbed.region.clone()))
+        .endpoint_url(&testbed.aws_endpoint)
+        .load()
+        .await
+}
+
+/// Server-side applies berth's CRDs (CEL rules stripped: a 1.20 apiserver answers 500 to them)
+/// and waits until each is Established.
+pub async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in berth::api::crds() {
+        let mut value = serde_json::to_value(&crd).unwrap();
+        berth::api::strip_cel_rules(&mut value);
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("berth-tests").force(),
+            &Patch::Apply(&value),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying CRD {}: {e}", crd.name_any()));
+    }
+    for crd in berth::api::crds() {
+        wait_for(Duration::from_secs(30), || {
+            let crds = crds.clone();
+            let name = crd.name_any();
+            async move {
+                let current = crds.get(&name).await.ok()?;
+                let established = current
+                    .status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                established.then_some(())
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("CRD {} not Established", crd.name_any()));
+    }
+}
+
+/// A fresh namespace for one test (namespaces are never deleted: the test bed has no
+/// controller-manager to finalize them).
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{}", unique_suffix());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    name
+}
+
+/// A short suffix that differs between tests and runs.
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{:x}{}",
+        (nanos ^ std::process::id()) & 0xfffff,
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Polls `check` every 200 ms until it returns Some, or gives up after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,53 @@
+//! `crds/` must be exactly what the code generates (`berth crds --dir crds`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+#[test]
+fn committed_crds_match_the_code() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut expected_files = BTreeSet::new();
+    for crd in berth::api::crds() {
+        let file = berth::api::crd_file_name(&crd);
+        let committed = std::fs::read_to_string(dir.join(&file)).unwrap_or_else(|e| {
+            panic!("crds/{file} is missing ({e}); run: cargo run -- crds --dir crds")
+        });
+        assert!(
+            committed == berth::api::crd_yaml(&crd),
+            "crds/{file} differs from the generated CRD; run: cargo run -- crds --dir crds"
+        );
+        expected_files.insert(file);
+    }
+    let present: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        present, expected_files,
+        "crds/ holds files the code does not generate"
+    );
+}
+
+#[test]
+fn crds_declare_the_three_kinds() {
+    let kinds: Vec<String> = berth::api::crds()
+        .into_iter()
+        .map(|crd| crd.spec.names.kind)
+        .collect();
+    assert_eq!(kinds, ["EcrRepository", "LifecyclePolicy", "ScanPolicy"]);
+}
+
+#[test]
+fn stripping_removes_every_cel_rule() {
+    for crd in berth::api::crds() {
+        let mut value = serde_json::to_value(&crd).unwrap();
+        berth::api::strip_cel_rules(&mut value);
+        assert!(!value.to_string().contains("x-kubernetes-validations"));
+        // the rest of the schema is untouched
+        assert!(value.to_string().contains("openAPIV3Schema"));
+    }
+    let with_rules =
+        serde_json::to_string(&<berth::api::EcrRepository as kube::CustomResourceExt>::crd())
+            .unwrap();
+    assert!(with_rules.contains("x-kubernetes-validations"));
+}

@@ -20,11 +20,7 @@ pub struct RunArgs {
     pub resync_interval: Duration,
 
     /// Watch only these namespaces (repeatable); default: all.
-    #[arg(
-        long = "watch-namespace",
-        env = "BERTH_WATCH_NAMESPACES",
-        value_delimiter = ','
-    )]
+    #[arg(long = "watch-namespace", env = "BERTH_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
 
     /// Tenancy guard: a repository's name must start with `<namespace>/`.
@@ -69,9 +65,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'h' => 3600,
             'd' => 86_400,
             _ => {
-                return Err(format!(
-                    "unknown unit '{c}' in duration '{text}' (use s, m, h, d)"
-                ));
+                return Err(format!("unknown unit '{c}' in duration '{text}' (use s, m, h, d)"));
             }
         };
         let number: u64 = digits
@@ -81,9 +75,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         digits.clear();
     }
     if !digits.is_empty() || total == 0 {
-        return Err(format!(
-            "'{text}' is not a positive duration like 30s, 10m or 1h"
-        ));
+        return Err(format!("'{text}' is not a positive duration like 30s, 10m or 1h"));
     }
     Ok(Duration::from_secs(total))
 }

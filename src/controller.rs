@@ -12,7 +12,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use rand::Rng;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::api::EcrRepository;
@@ -71,10 +70,7 @@ impl Context {
 
     pub fn remember_synced(&self, key: ObjectKey, generation: Option<i64>, epoch: u64) {
         self.failures.lock().expect("failure lock").remove(&key);
-        self.synced
-            .lock()
-            .expect("memo lock")
-            .insert(key, (generation, epoch));
+        self.synced.lock().expect("memo lock").insert(key, (generation, epoch));
     }
 
     pub fn forget_synced(&self, key: &ObjectKey) {
@@ -82,18 +78,12 @@ impl Context {
     }
 
     /// Publishes an Event; a failure to record it is logged, never fails the reconcile.
-    pub async fn publish(
-        &self,
-        reference: &ObjectReference,
-        type_: EventType,
-        reason: &str,
-        note: &str,
-    ) {
+    pub async fn publish(&self, reference: &ObjectReference, type_: EventType, reason: &str, action: &str, note: &str) {
         let event = Event {
             type_,
             reason: reason.to_owned(),
             note: Some(truncate(note, 1000)),
-            action: reason.to_owned(),
+            action: action.to_owned(),
             secondary: None,
         };
         if let Err(error) = self.recorder.publish(&event, reference).await {
@@ -114,15 +104,13 @@ impl Context {
         let mut failures = self.failures.lock().expect("failure lock");
         let attempt = failures.entry(key).or_default();
         *attempt = attempt.saturating_add(1);
-        backoff_delay(*attempt, rand::rng().random_range(0.5..1.5))
+        backoff_delay(*attempt, rand::random_range(0.5..1.5))
     }
 }
 
 /// 1s, 2s, 4s, ... capped at 5 minutes, scaled by `jitter`.
 pub fn backoff_delay(attempt: u32, jitter: f64) -> Duration {
-    let base = 2u64
-        .saturating_pow(attempt.saturating_sub(1).min(16))
-        .min(300);
+    let base = 2u64.saturating_pow(attempt.saturating_sub(1).min(16)).min(300);
     Duration::from_secs_f64(base as f64 * jitter)
 }
 
@@ -155,9 +143,12 @@ async fn cluster_id(client: &Client, flag: Option<String>) -> anyhow::Result<Str
     if let Some(id) = flag {
         return Ok(id);
     }
-    let namespace = Api::<Namespace>::all(client.clone()).get("kube-system").await.map_err(|e| {
-        anyhow::anyhow!("could not read the kube-system namespace for the cluster id (pass --cluster-id): {e}")
-    })?;
+    let namespace = Api::<Namespace>::all(client.clone())
+        .get("kube-system")
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("could not read the kube-system namespace for the cluster id (pass --cluster-id): {e}")
+        })?;
     namespace
         .uid()
         .ok_or_else(|| anyhow::anyhow!("kube-system has no uid; pass --cluster-id"))
@@ -200,8 +191,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let ctx = ctx.clone();
         let interval = args.resync_interval;
         tokio::spawn(async move {
-            let mut timer =
-                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             loop {
                 timer.tick().await;
                 ctx.observer.start_resync();
@@ -226,11 +216,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .run(repository::reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
                 match result {
-                    Ok((object, _)) => tracing::debug!(
-                        namespace = object.namespace,
-                        name = object.name,
-                        "reconciled"
-                    ),
+                    Ok((object, _)) => tracing::debug!(namespace = object.namespace, name = object.name, "reconciled"),
                     Err(error) => tracing::debug!(%error, "reconcile error"),
                 }
             })

@@ -47,10 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Crds { dir: Some(dir) } => {
             std::fs::create_dir_all(&dir)?;
             for crd in berth::api::crds() {
-                std::fs::write(
-                    dir.join(berth::api::crd_file_name(&crd)),
-                    berth::api::crd_yaml(&crd),
-                )?;
+                std::fs::write(dir.join(berth::api::crd_file_name(&crd)), berth::api::crd_yaml(&crd))?;
             }
             Ok(())
         }

@@ -9,9 +9,8 @@ fn committed_crds_match_the_code() {
     let mut expected_files = BTreeSet::new();
     for crd in berth::api::crds() {
         let file = berth::api::crd_file_name(&crd);
-        let committed = std::fs::read_to_string(dir.join(&file)).unwrap_or_else(|e| {
-            panic!("crds/{file} is missing ({e}); run: cargo run -- crds --dir crds")
-        });
+        let committed = std::fs::read_to_string(dir.join(&file))
+            .unwrap_or_else(|e| panic!("crds/{file} is missing ({e}); run: cargo run -- crds --dir crds"));
         assert!(
             committed == berth::api::crd_yaml(&crd),
             "crds/{file} differs from the generated CRD; run: cargo run -- crds --dir crds"
@@ -22,18 +21,12 @@ fn committed_crds_match_the_code() {
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(
-        present, expected_files,
-        "crds/ holds files the code does not generate"
-    );
+    assert_eq!(present, expected_files, "crds/ holds files the code does not generate");
 }
 
 #[test]
 fn crds_declare_the_three_kinds() {
-    let kinds: Vec<String> = berth::api::crds()
-        .into_iter()
-        .map(|crd| crd.spec.names.kind)
-        .collect();
+    let kinds: Vec<String> = berth::api::crds().into_iter().map(|crd| crd.spec.names.kind).collect();
     assert_eq!(kinds, ["EcrRepository", "LifecyclePolicy", "ScanPolicy"]);
 }
 
@@ -46,8 +39,6 @@ fn stripping_removes_every_cel_rule() {
         // the rest of the schema is untouched
         assert!(value.to_string().contains("openAPIV3Schema"));
     }
-    let with_rules =
-        serde_json::to_string(&<berth::api::EcrRepository as kube::CustomResourceExt>::crd())
-            .unwrap();
+    let with_rules = serde_json::to_string(&<berth::api::EcrRepository as kube::CustomResourceExt>::crd()).unwrap();
     assert!(with_rules.contains("x-kubernetes-validations"));
 }

@@ -28,27 +28,12 @@ async fn crds_install_and_an_ecr_repository_round_trips() {
         .create(&PostParams::default(), &object)
         .await
         .expect("create EcrRepository");
-    let read_back = repositories
-        .get("payments-api")
-        .await
-        .expect("read EcrRepository");
-    assert_eq!(
-        read_back.spec.repository_name.as_deref(),
-        Some("payments/payments-api")
-    );
-    assert_eq!(
-        read_back.spec.image_tag_mutability,
-        TagMutability::Immutable
-    );
+    let read_back = repositories.get("payments-api").await.expect("read EcrRepository");
+    assert_eq!(read_back.spec.repository_name.as_deref(), Some("payments/payments-api"));
+    assert_eq!(read_back.spec.image_tag_mutability, TagMutability::Immutable);
     // defaults from the schema were applied by the apiserver
-    assert_eq!(
-        read_back.spec.deletion_policy,
-        berth::api::DeletionPolicy::Retain
-    );
-    assert_eq!(
-        read_back.spec.encryption.type_,
-        berth::api::EncryptionType::Aes256
-    );
+    assert_eq!(read_back.spec.deletion_policy, berth::api::DeletionPolicy::Retain);
+    assert_eq!(read_back.spec.encryption.type_, berth::api::EncryptionType::Aes256);
 
     // the structural schema is enforced: an unknown enum value is refused
     let resource = ApiResource::erase::<EcrRepository>(&());
@@ -62,10 +47,7 @@ async fn crds_install_and_an_ecr_repository_round_trips() {
         .create(&PostParams::default(), &bad)
         .await
         .expect_err("a bad enum must be refused");
-    assert!(
-        refused.to_string().contains("imageTagMutability"),
-        "{refused}"
-    );
+    assert!(refused.to_string().contains("imageTagMutability"), "{refused}");
 }
 
 #[tokio::test]
@@ -92,12 +74,7 @@ async fn moto_serves_ecr_through_the_sdk() {
         .await
         .expect("DescribeRepositories");
     let repository = &described.repositories()[0];
-    assert!(
-        repository
-            .repository_uri()
-            .unwrap()
-            .ends_with(&format!("/{name}"))
-    );
+    assert!(repository.repository_uri().unwrap().ends_with(&format!("/{name}")));
     ecr.delete_repository()
         .repository_name(&name)
         .send()

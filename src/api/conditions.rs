@@ -57,15 +57,7 @@ mod tests {
 
     #[test]
     fn keeps_transition_time_while_status_holds() {
-        let first = set_condition(
-            &[],
-            "Ready",
-            ConditionStatus::True,
-            "Synced",
-            "ok",
-            Some(1),
-            at(10),
-        );
+        let first = set_condition(&[], "Ready", ConditionStatus::True, "Synced", "ok", Some(1), at(10));
         let again = set_condition(
             std::slice::from_ref(&first),
             "Ready",
@@ -82,15 +74,7 @@ mod tests {
 
     #[test]
     fn moves_transition_time_when_status_flips() {
-        let first = set_condition(
-            &[],
-            "Ready",
-            ConditionStatus::True,
-            "Synced",
-            "ok",
-            Some(1),
-            at(10),
-        );
+        let first = set_condition(&[], "Ready", ConditionStatus::True, "Synced", "ok", Some(1), at(10));
         let flipped = set_condition(
             &[first],
             "Ready",

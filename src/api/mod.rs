@@ -19,14 +19,10 @@ pub const GROUP: &str = "ecr.berth.dev";
 
 /// Every CRD berth serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    [
-        EcrRepository::crd(),
-        LifecyclePolicy::crd(),
-        ScanPolicy::crd(),
-    ]
-    .into_iter()
-    .map(without_null_enum_values)
-    .collect()
+    [EcrRepository::crd(), LifecyclePolicy::crd(), ScanPolicy::crd()]
+        .into_iter()
+        .map(without_null_enum_values)
+        .collect()
 }
 
 /// kube lists `null` among the `enum` values of optional enums; apiservers before 1.2x fail to
@@ -61,10 +57,7 @@ pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
 
 /// All CRDs as one multi-document YAML stream.
 pub fn crds_yaml() -> String {
-    crds()
-        .iter()
-        .map(|crd| format!("---\n{}", crd_yaml(crd)))
-        .collect()
+    crds().iter().map(|crd| format!("---\n{}", crd_yaml(crd))).collect()
 }
 
 /// Removes every `x-kubernetes-validations` key: apiservers older than 1.25 reject them in
@@ -79,3 +72,6 @@ pub fn strip_cel_rules(value: &mut serde_json::Value) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod cel_tests;

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::conditions::Conditions;
 
 /// ECR's repository name grammar: lowercase path components separated by `/`.
-pub const REPOSITORY_NAME_PATTERN: &str =
-    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
+pub const REPOSITORY_NAME_PATTERN: &str = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
 /// An AWS region code such as `eu-west-1` or `us-gov-east-1`.
 pub const REGION_PATTERN: &str = r"^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$";
 /// ECR's image tag mutability exclusion filter: tag characters and `*` wildcards.
@@ -35,11 +34,7 @@ pub const MAX_USER_TAGS: usize = 50;
     derive = "PartialEq",
     derive = "Default",
     doc = "An Amazon ECR repository managed declaratively by berth.",
-    printcolumn(
-        name = "Repository",
-        type_ = "string",
-        json_path = ".spec.repositoryName"
-    ),
+    printcolumn(name = "Repository", type_ = "string", json_path = ".spec.repositoryName"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -50,17 +45,8 @@ pub const MAX_USER_TAGS: usize = 50;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(
-        name = "URI",
-        type_ = "string",
-        json_path = ".status.repositoryUri",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "URI", type_ = "string", json_path = ".status.repositoryUri", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(
     validation = Rule::new("has(self.repositoryName) == has(oldSelf.repositoryName)")

@@ -14,7 +14,8 @@ use super::AwsError;
 use crate::api::{EncryptionType, TagMutability};
 
 /// The settings of a repository that can change after creation.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct RepositorySettings {
     pub tag_mutability: TagMutability,
     /// Tag filters that keep the opposite mutability; a set, as ECR treats it.
@@ -22,7 +23,8 @@ pub struct RepositorySettings {
 }
 
 /// A repository as ECR reports it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ObservedRepository {
     pub name: String,
     pub arn: String,
@@ -37,21 +39,10 @@ pub struct ObservedRepository {
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// Every repository of the region: one paginated DescribeRepositories.
-    async fn describe_repositories(
-        &self,
-        region: &str,
-    ) -> Result<Vec<ObservedRepository>, AwsError>;
+    async fn describe_repositories(&self, region: &str) -> Result<Vec<ObservedRepository>, AwsError>;
     /// One repository, or None if it does not exist.
-    async fn describe_repository(
-        &self,
-        region: &str,
-        name: &str,
-    ) -> Result<Option<ObservedRepository>, AwsError>;
-    async fn list_tags(
-        &self,
-        region: &str,
-        arn: &str,
-    ) -> Result<BTreeMap<String, String>, AwsError>;
+    async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError>;
+    async fn list_tags(&self, region: &str, arn: &str) -> Result<BTreeMap<String, String>, AwsError>;
     async fn create_repository(
         &self,
         region: &str,
@@ -61,32 +52,13 @@ pub trait Registry: Send + Sync {
         kms_key: Option<&str>,
         tags: &BTreeMap<String, String>,
     ) -> Result<ObservedRepository, AwsError>;
-    async fn put_tag_mutability(
-        &self,
-        region: &str,
-        name: &str,
-        settings: &RepositorySettings,
-    ) -> Result<(), AwsError>;
-    async fn tag_resource(
-        &self,
-        region: &str,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<(), AwsError>;
-    async fn untag_resource(
-        &self,
-        region: &str,
-        arn: &str,
-        keys: &[String],
-    ) -> Result<(), AwsError>;
+    async fn put_tag_mutability(&self, region: &str, name: &str, settings: &RepositorySettings)
+    -> Result<(), AwsError>;
+    async fn tag_resource(&self, region: &str, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError>;
+    async fn untag_resource(&self, region: &str, arn: &str, keys: &[String]) -> Result<(), AwsError>;
     /// How many images the repository holds (paginated ListImages).
     async fn count_images(&self, region: &str, name: &str) -> Result<u64, AwsError>;
-    async fn delete_repository(
-        &self,
-        region: &str,
-        name: &str,
-        force: bool,
-    ) -> Result<(), AwsError>;
+    async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError>;
 }
 
 /// The SDK-backed registry; clients are built per region from one shared configuration.
@@ -118,10 +90,7 @@ impl EcrRegistry {
 }
 
 fn sdk_mutability(settings: &RepositorySettings) -> ImageTagMutability {
-    match (
-        settings.tag_mutability,
-        settings.mutability_exclusions.is_empty(),
-    ) {
+    match (settings.tag_mutability, settings.mutability_exclusions.is_empty()) {
         (TagMutability::Mutable, true) => ImageTagMutability::Mutable,
         (TagMutability::Mutable, false) => ImageTagMutability::MutableWithExclusion,
         (TagMutability::Immutable, true) => ImageTagMutability::Immutable,
@@ -150,9 +119,7 @@ fn sdk_exclusions(settings: &RepositorySettings) -> Option<Vec<ImageTagMutabilit
 
 fn observed(repository: &Repository) -> ObservedRepository {
     let tag_mutability = match repository.image_tag_mutability() {
-        Some(ImageTagMutability::Immutable | ImageTagMutability::ImmutableWithExclusion) => {
-            TagMutability::Immutable
-        }
+        Some(ImageTagMutability::Immutable | ImageTagMutability::ImmutableWithExclusion) => TagMutability::Immutable,
         _ => TagMutability::Mutable,
     };
     let encryption = repository.encryption_configuration();
@@ -179,22 +146,13 @@ fn observed(repository: &Repository) -> ObservedRepository {
 
 fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value are set")
-        })
+        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value are set"))
         .collect()
 }
 
 #[async_trait]
 impl Registry for EcrRegistry {
-    async fn describe_repositories(
-        &self,
-        region: &str,
-    ) -> Result<Vec<ObservedRepository>, AwsError> {
+    async fn describe_repositories(&self, region: &str) -> Result<Vec<ObservedRepository>, AwsError> {
         let pages = self
             .client(region)
             .describe_repositories()
@@ -213,11 +171,7 @@ impl Registry for EcrRegistry {
             .collect()
     }
 
-    async fn describe_repository(
-        &self,
-        region: &str,
-        name: &str,
-    ) -> Result<Option<ObservedRepository>, AwsError> {
+    async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
         match self
             .client(region)
             .describe_repositories()
@@ -237,11 +191,7 @@ impl Registry for EcrRegistry {
         }
     }
 
-    async fn list_tags(
-        &self,
-        region: &str,
-        arn: &str,
-    ) -> Result<BTreeMap<String, String>, AwsError> {
+    async fn list_tags(&self, region: &str, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
         let output = self
             .client(region)
             .list_tags_for_resource()
@@ -304,12 +254,7 @@ impl Registry for EcrRegistry {
         Ok(())
     }
 
-    async fn tag_resource(
-        &self,
-        region: &str,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<(), AwsError> {
+    async fn tag_resource(&self, region: &str, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
         self.client(region)
             .tag_resource()
             .resource_arn(arn)
@@ -320,12 +265,7 @@ impl Registry for EcrRegistry {
         Ok(())
     }
 
-    async fn untag_resource(
-        &self,
-        region: &str,
-        arn: &str,
-        keys: &[String],
-    ) -> Result<(), AwsError> {
+    async fn untag_resource(&self, region: &str, arn: &str, keys: &[String]) -> Result<(), AwsError> {
         self.client(region)
             .untag_resource()
             .resource_arn(arn)
@@ -355,12 +295,7 @@ impl Registry for EcrRegistry {
         Ok(digests.len() as u64)
     }
 
-    async fn delete_repository(
-        &self,
-        region: &str,
-        name: &str,
-        force: bool,
-    ) -> Result<(), AwsError> {
+    async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError> {
         self.client(region)
             .delete_repository()
             .repository_name(name)

@@ -98,19 +98,13 @@ pub fn classify_outcome(status: Option<u16>, code: Option<&str>, timed_out: bool
     }
     let code = code.unwrap_or_default();
     if code.contains("Throttl")
-        || matches!(
-            code,
-            "TooManyRequestsException" | "RequestLimitExceeded" | "SlowDown"
-        )
+        || matches!(code, "TooManyRequestsException" | "RequestLimitExceeded" | "SlowDown")
         || status == Some(429)
     {
         return AwsErrorKind::Throttled;
     }
     if code.contains("AccessDenied")
-        || matches!(
-            code,
-            "UnauthorizedOperation" | "UnrecognizedClientException"
-        )
+        || matches!(code, "UnauthorizedOperation" | "UnrecognizedClientException")
         || status == Some(403)
     {
         return AwsErrorKind::AccessDenied;
@@ -140,15 +134,9 @@ mod tests {
             classify_outcome(Some(400), Some("ThrottlingException"), false),
             Throttled
         );
-        assert_eq!(
-            classify_outcome(Some(400), Some("Throttling"), false),
-            Throttled
-        );
+        assert_eq!(classify_outcome(Some(400), Some("Throttling"), false), Throttled);
         assert_eq!(classify_outcome(Some(429), None, false), Throttled);
-        assert_eq!(
-            classify_outcome(Some(500), Some("ServerException"), false),
-            ServerError
-        );
+        assert_eq!(classify_outcome(Some(500), Some("ServerException"), false), ServerError);
         assert_eq!(classify_outcome(Some(503), None, false), ServerError);
         assert_eq!(classify_outcome(None, None, true), Timeout);
         assert_eq!(classify_outcome(None, None, false), Timeout);
@@ -156,18 +144,12 @@ mod tests {
             classify_outcome(Some(400), Some("AccessDeniedException"), false),
             AccessDenied
         );
-        assert_eq!(
-            classify_outcome(Some(403), Some("Whatever"), false),
-            AccessDenied
-        );
+        assert_eq!(classify_outcome(Some(403), Some("Whatever"), false), AccessDenied);
         assert_eq!(
             classify_outcome(Some(400), Some("RepositoryNotFoundException"), false),
             NotFound
         );
-        assert_eq!(
-            classify_outcome(Some(404), Some("NoSuchEntity"), false),
-            NotFound
-        );
+        assert_eq!(classify_outcome(Some(404), Some("NoSuchEntity"), false), NotFound);
         assert_eq!(
             classify_outcome(Some(400), Some("InvalidParameterException"), false),
             ClientError
@@ -178,8 +160,6 @@ mod tests {
         );
         assert!(Conflict.is_transient());
         assert!(Throttled.is_transient() && ServerError.is_transient() && Timeout.is_transient());
-        assert!(
-            !AccessDenied.is_transient() && !ClientError.is_transient() && !NotFound.is_transient()
-        );
+        assert!(!AccessDenied.is_transient() && !ClientError.is_transient() && !NotFound.is_transient());
     }
 }

@@ -47,21 +47,14 @@ impl RepositoryObserver {
     /// The repository from this resync's snapshot of its region (taken once, by the first
     /// caller); a repository missing from the snapshot is described on its own, because it may
     /// have been created since, or not be listed yet (ECR is eventually consistent).
-    pub async fn observe(
-        &self,
-        region: &str,
-        name: &str,
-    ) -> Result<Option<ObservedRepository>, AwsError> {
+    pub async fn observe(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
         let epoch = self.epoch.load(Ordering::SeqCst);
         let snapshot = self.region(region);
         {
             let mut snapshot = snapshot.lock().await;
             if snapshot.epoch != Some(epoch) {
                 let repositories = self.registry.describe_repositories(region).await?;
-                snapshot.repositories = repositories
-                    .into_iter()
-                    .map(|r| (r.name.clone(), r))
-                    .collect();
+                snapshot.repositories = repositories.into_iter().map(|r| (r.name.clone(), r)).collect();
                 snapshot.epoch = Some(epoch);
             }
             if let Some(repository) = snapshot.repositories.get(name) {
@@ -72,11 +65,7 @@ impl RepositoryObserver {
     }
 
     /// The repository described on its own, bypassing (and updating) the snapshot.
-    pub async fn observe_fresh(
-        &self,
-        region: &str,
-        name: &str,
-    ) -> Result<Option<ObservedRepository>, AwsError> {
+    pub async fn observe_fresh(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
         let repository = self.registry.describe_repository(region, name).await?;
         match &repository {
             Some(repository) => self.record(region, repository.clone()).await,

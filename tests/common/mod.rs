@@ -19,33 +19,24 @@ pub struct Testbed {
 /// Returns the test bed, or None (with a one-line reason) when it is not up outside CI.
 pub fn testbed() -> Option<Testbed> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    match (
-        std::env::var("KUBECONFIG"),
-        std::env::var("AWS_ENDPOINT_URL"),
-    ) {
-        (Ok(kubeconfig), Ok(aws_endpoint)) if std::env::var("BERTH_TESTBED").is_ok() => {
-            Some(Testbed {
-                kubeconfig,
-                aws_endpoint,
-                region: std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-west-1".into()),
-            })
-        }
+    match (std::env::var("KUBECONFIG"), std::env::var("AWS_ENDPOINT_URL")) {
+        (Ok(kubeconfig), Ok(aws_endpoint)) if std::env::var("BERTH_TESTBED").is_ok() => Some(Testbed {
+            kubeconfig,
+            aws_endpoint,
+            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-west-1".into()),
+        }),
         _ if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("the test bed is not up (CI=true): run the tests through scripts/test")
         }
         _ => {
-            eprintln!(
-                "skipped: the test bed is not up (run: scripts/testbed up, then source its env file)"
-            );
+            eprintln!("skipped: the test bed is not up (run: scripts/testbed up, then source its env file)");
             None
         }
     }
 }
 
 pub async fn kube_client() -> Client {
-    Client::try_default()
-        .await
-        .expect("a kube client from KUBECONFIG")
+    Client::try_default().await.expect("a kube client from KUBECONFIG")
 }
 
 pub async fn sdk_config(testbed: &Testbed) -> aws_config::SdkConfig {
@@ -95,8 +86,7 @@ pub async fn install_crds(client: &Client) {
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let name = format!("{prefix}-{}", unique_suffix());
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let namespace: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
     namespaces
         .create(&PostParams::default(), &namespace)
         .await
@@ -135,4 +125,65 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A `berth run` process for one test: watches only `namespace`, with its own cluster id and a
+/// short resync interval. Killed when dropped; its log is kept under the test bed's directory.
+pub struct Operator {
+    child: std::process::Child,
+    pub cluster_id: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Operator {
+    pub fn start(testbed: &Testbed, namespace: &str, extra_args: &[&str]) -> Operator {
+        let cluster_id = format!("test-{namespace}");
+        let dir = std::path::PathBuf::from(std::env::var("BERTH_TESTBED").unwrap_or_else(|_| "target".into()));
+        let log = dir.join(format!("berth-{namespace}.log"));
+        let log_file = std::fs::File::create(&log).expect("operator log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["run", "--watch-namespace", namespace, "--cluster-id", &cluster_id])
+            .args(["--resync-interval", "3s", "--region", &testbed.region])
+            .args(["--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("RUST_LOG", "info,berth=debug")
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start berth run");
+        Operator { child, cluster_id, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal image manifest that moto's PutImage accepts; `seed` makes the digest unique.
+pub fn image_manifest(seed: &str) -> String {
+    let hex = |s: &str| {
+        format!(
+            "{:0>64}",
+            s.bytes()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .chars()
+                .take(64)
+                .collect::<String>()
+        )
+    };
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 100, "digest": format!("sha256:{}", hex(&format!("c{seed}")))},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1000, "digest": format!("sha256:{}", hex(&format!("l{seed}")))}],
+    })
+    .to_string()
 }

@@ -45,11 +45,7 @@ fn is_ready(repository: &EcrRepository) -> bool {
 /// outside berth (drift), not asked for by a spec change.
 fn synced_this_generation(repository: &EcrRepository) -> bool {
     is_ready(repository)
-        && repository
-            .status
-            .as_ref()
-            .and_then(|s| s.observed_generation)
-            == repository.metadata.generation
+        && repository.status.as_ref().and_then(|s| s.observed_generation) == repository.metadata.generation
 }
 
 async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
@@ -60,9 +56,7 @@ async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
     let epoch = ctx.observer.epoch();
     // Our own status write triggers another reconcile: skip AWS when this generation was
     // already found in sync during the current resync.
-    if synced_this_generation(repository)
-        && ctx.is_memo_current(&key, repository.metadata.generation, epoch)
-    {
+    if synced_this_generation(repository) && ctx.is_memo_current(&key, repository.metadata.generation, epoch) {
         return Ok(Action::await_change());
     }
 
@@ -82,6 +76,7 @@ async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
             repository,
             EventType::Normal,
             "Adopted",
+            "TagResource",
             &format!("took over existing repository {}", desired.name),
         )
         .await;
@@ -94,7 +89,7 @@ async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
                 // transient conflict: the retry observes the repository and plans again.
                 let created = create(ctx, &desired).await?;
                 let note = format!("created repository {} in {}", desired.name, desired.region);
-                publish(ctx, repository, EventType::Normal, "Created", &note).await;
+                publish(ctx, repository, EventType::Normal, "Created", "CreateRepository", &note).await;
                 current = Some(created);
             }
             Change::SetTagMutability(settings) => {
@@ -108,36 +103,18 @@ async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
                     "imageTagMutability set to {:?} with exclusions {:?}",
                     settings.tag_mutability, settings.mutability_exclusions
                 );
-                report_change(ctx, repository, drift_only, change.field(), &note).await;
+                report_change(ctx, repository, drift_only, &change, &note).await;
             }
             Change::Tag(tags) => {
                 let arn = current.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
-                ctx.registry
-                    .tag_resource(&desired.region, &arn, tags)
-                    .await?;
+                ctx.registry.tag_resource(&desired.region, &arn, tags).await?;
                 let keys: Vec<&String> = tags.keys().collect();
-                report_change(
-                    ctx,
-                    repository,
-                    drift_only,
-                    change.field(),
-                    &format!("tags set: {keys:?}"),
-                )
-                .await;
+                report_change(ctx, repository, drift_only, &change, &format!("tags set: {keys:?}")).await;
             }
             Change::Untag(keys) => {
                 let arn = current.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
-                ctx.registry
-                    .untag_resource(&desired.region, &arn, keys)
-                    .await?;
-                report_change(
-                    ctx,
-                    repository,
-                    drift_only,
-                    change.field(),
-                    &format!("tags removed: {keys:?}"),
-                )
-                .await;
+                ctx.registry.untag_resource(&desired.region, &arn, keys).await?;
+                report_change(ctx, repository, drift_only, &change, &format!("tags removed: {keys:?}")).await;
             }
         }
     }
@@ -151,32 +128,20 @@ async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
 
 /// The repository and its tags. `fresh` bypasses the per-resync snapshot: after a spec change
 /// the plan must not rest on an observation up to one resync old.
-async fn observe(
-    ctx: &Context,
-    desired: &DesiredRepository,
-    fresh: bool,
-) -> Result<Option<ObservedState>> {
+async fn observe(ctx: &Context, desired: &DesiredRepository, fresh: bool) -> Result<Option<ObservedState>> {
     let repository = if fresh {
-        ctx.observer
-            .observe_fresh(&desired.region, &desired.name)
-            .await?
+        ctx.observer.observe_fresh(&desired.region, &desired.name).await?
     } else {
         ctx.observer.observe(&desired.region, &desired.name).await?
     };
     let Some(repository) = repository else {
         return Ok(None);
     };
-    let tags = ctx
-        .registry
-        .list_tags(&desired.region, &repository.arn)
-        .await?;
+    let tags = ctx.registry.list_tags(&desired.region, &repository.arn).await?;
     Ok(Some(ObservedState { repository, tags }))
 }
 
-async fn create(
-    ctx: &Context,
-    desired: &DesiredRepository,
-) -> Result<crate::aws::ObservedRepository> {
+async fn create(ctx: &Context, desired: &DesiredRepository) -> Result<crate::aws::ObservedRepository> {
     Ok(ctx
         .registry
         .create_repository(
@@ -193,11 +158,7 @@ async fn create(
 /// On clusters without CEL, `repositoryName` and `region` can still be edited: refuse to move
 /// an object to another repository once it manages one.
 fn check_identity_unchanged(repository: &EcrRepository, desired: &DesiredRepository) -> Result<()> {
-    let Some(arn) = repository
-        .status
-        .as_ref()
-        .and_then(|s| s.repository_arn.as_deref())
-    else {
+    let Some(arn) = repository.status.as_ref().and_then(|s| s.repository_arn.as_deref()) else {
         return Ok(());
     };
     // arn:aws:ecr:<region>:<account>:repository/<name>
@@ -222,18 +183,20 @@ fn check_identity_unchanged(repository: &EcrRepository, desired: &DesiredReposit
     Ok(())
 }
 
-async fn report_change(
-    ctx: &Context,
-    repository: &EcrRepository,
-    drift: bool,
-    field: &str,
-    note: &str,
-) {
+async fn report_change(ctx: &Context, repository: &EcrRepository, drift: bool, change: &Change, note: &str) {
     if drift {
-        let note = format!("{field} was changed outside berth and set back: {note}");
-        publish(ctx, repository, EventType::Normal, "DriftCorrected", &note).await;
+        let note = format!("{} was changed outside berth and set back: {note}", change.field());
+        publish(
+            ctx,
+            repository,
+            EventType::Normal,
+            "DriftCorrected",
+            change.operation(),
+            &note,
+        )
+        .await;
     } else {
-        publish(ctx, repository, EventType::Normal, "Updated", note).await;
+        publish(ctx, repository, EventType::Normal, "Updated", change.operation(), note).await;
     }
 }
 
@@ -254,17 +217,10 @@ async fn cleanup(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-async fn delete_repository(
-    repository: &EcrRepository,
-    ctx: &Context,
-    desired: &DesiredRepository,
-) -> Result<()> {
+async fn delete_repository(repository: &EcrRepository, ctx: &Context, desired: &DesiredRepository) -> Result<()> {
     let force = repository.spec.force_delete;
     if !force {
-        let images = ctx
-            .registry
-            .count_images(&desired.region, &desired.name)
-            .await?;
+        let images = ctx.registry.count_images(&desired.region, &desired.name).await?;
         if images > 0 {
             return Err(deletion_blocked(&desired.name, images));
         }
@@ -277,17 +233,14 @@ async fn delete_repository(
         Ok(()) => {}
         Err(e) if e.is_code("RepositoryNotFoundException") => {}
         Err(e) if e.is_code("RepositoryNotEmptyException") => {
-            let images = ctx
-                .registry
-                .count_images(&desired.region, &desired.name)
-                .await?;
+            let images = ctx.registry.count_images(&desired.region, &desired.name).await?;
             return Err(deletion_blocked(&desired.name, images));
         }
         Err(e) => return Err(e.into()),
     }
     ctx.observer.forget(&desired.region, &desired.name).await;
     let note = format!("deleted repository {} in {}", desired.name, desired.region);
-    publish(ctx, repository, EventType::Normal, "Deleted", &note).await;
+    publish(ctx, repository, EventType::Normal, "Deleted", "DeleteRepository", &note).await;
     Ok(())
 }
 
@@ -317,27 +270,16 @@ async fn ensure_finalizer(repository: &EcrRepository, ctx: &Context, wanted: boo
         "metadata": {"resourceVersion": repository.resource_version(), "finalizers": finalizers}
     });
     api(repository, ctx)
-        .patch(
-            &repository.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+        .patch(&repository.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
 }
 
 fn api(repository: &EcrRepository, ctx: &Context) -> Api<EcrRepository> {
-    Api::namespaced(
-        ctx.client.clone(),
-        &repository.namespace().unwrap_or_default(),
-    )
+    Api::namespaced(ctx.client.clone(), &repository.namespace().unwrap_or_default())
 }
 
-async fn write_status(
-    repository: &EcrRepository,
-    ctx: &Context,
-    outcome: Outcome<'_>,
-) -> Result<()> {
+async fn write_status(repository: &EcrRepository, ctx: &Context, outcome: Outcome<'_>) -> Result<()> {
     let status = repository_status(
         repository.status.as_ref(),
         repository.metadata.generation,
@@ -377,19 +319,16 @@ async fn report_failure(repository: &EcrRepository, ctx: &Context, error: &Error
         repository,
         EventType::Warning,
         error.reason(),
+        "Reconcile",
         &message,
     )
     .await;
 }
 
-async fn publish(
-    ctx: &Context,
-    repository: &EcrRepository,
-    type_: EventType,
-    reason: &str,
-    note: &str,
-) {
-    ctx.publish(&repository.object_ref(&()), type_, reason, note)
+/// Publishes an Event about `repository`; `action` is the AWS operation (or `Reconcile`), which
+/// also keeps Events about different operations from folding into one series.
+async fn publish(ctx: &Context, repository: &EcrRepository, type_: EventType, reason: &str, action: &str, note: &str) {
+    ctx.publish(&repository.object_ref(&()), type_, reason, action, note)
         .await;
 }
 

@@ -17,11 +17,9 @@ pub const MANAGED_BY_TAG: &str = "berth.dev/managed-by";
 pub const MANAGED_BY_VALUE: &str = "berth";
 pub const OWNER_TAG: &str = "berth.dev/owner";
 
-static REPOSITORY_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(REPOSITORY_NAME_PATTERN).unwrap());
+static REPOSITORY_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(REPOSITORY_NAME_PATTERN).unwrap());
 static REGION: LazyLock<Regex> = LazyLock::new(|| Regex::new(REGION_PATTERN).unwrap());
-static EXCLUSION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(MUTABILITY_EXCLUSION_PATTERN).unwrap());
+static EXCLUSION: LazyLock<Regex> = LazyLock::new(|| Regex::new(MUTABILITY_EXCLUSION_PATTERN).unwrap());
 
 /// Operator settings that validation depends on.
 #[derive(Clone, Debug, Default)]
@@ -69,10 +67,7 @@ pub fn desired_repository(
     let object_name = repository.metadata.name.as_deref().unwrap_or_default();
     let spec: &EcrRepositorySpec = &repository.spec;
 
-    let name = spec
-        .repository_name
-        .clone()
-        .unwrap_or_else(|| object_name.to_owned());
+    let name = spec.repository_name.clone().unwrap_or_else(|| object_name.to_owned());
     let name_field = if spec.repository_name.is_some() {
         "spec.repositoryName"
     } else {
@@ -89,10 +84,7 @@ pub fn desired_repository(
         )));
     }
 
-    let region = spec
-        .region
-        .clone()
-        .unwrap_or_else(|| settings.default_region.clone());
+    let region = spec.region.clone().unwrap_or_else(|| settings.default_region.clone());
     if !REGION.is_match(&region) || region.len() > 32 {
         return Err(invalid(format!(
             "spec.region: '{region}' is not an AWS region code such as eu-west-1"
@@ -134,9 +126,7 @@ pub fn desired_repository(
     }
     for (key, value) in &spec.tags {
         if key.is_empty() || key.chars().count() > 128 {
-            return Err(invalid(format!(
-                "spec.tags: key '{key}' must be 1 to 128 characters"
-            )));
+            return Err(invalid(format!("spec.tags: key '{key}' must be 1 to 128 characters")));
         }
         if key.to_ascii_lowercase().starts_with("aws:") {
             return Err(invalid(format!(
@@ -184,4 +174,134 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Encryption, TagMutability};
+
+    fn object(spec: serde_json::Value) -> EcrRepository {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app", "namespace": "payments"},
+            "spec": spec,
+        }))
+        .expect("test object deserializes")
+    }
+
+    fn settings() -> ValidationSettings {
+        ValidationSettings {
+            default_region: "eu-west-1".into(),
+            cluster_id: "c1".into(),
+            require_namespace_prefix: false,
+        }
+    }
+
+    /// Asserts the object is refused with a message naming `field`.
+    fn refused(spec: serde_json::Value, settings: &ValidationSettings, field: &str) {
+        match desired_repository(&object(spec.clone()), settings) {
+            Err(Error::InvalidSpec(message)) => {
+                assert!(message.contains(field), "{spec}: '{message}' should name {field}")
+            }
+            other => panic!("{spec}: expected InvalidSpec naming {field}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_the_object_and_the_operator() {
+        let desired = desired_repository(&object(serde_json::json!({})), &settings()).unwrap();
+        assert_eq!(desired.name, "app");
+        assert_eq!(desired.region, "eu-west-1");
+        assert_eq!(desired.owner, "c1/payments/app");
+        assert_eq!(desired.settings.tag_mutability, TagMutability::Mutable);
+        assert_eq!(desired.encryption_type, EncryptionType::Aes256);
+        assert_eq!(
+            desired.all_tags().get(MANAGED_BY_TAG).map(String::as_str),
+            Some("berth")
+        );
+    }
+
+    #[test]
+    fn accepts_a_full_valid_spec() {
+        let spec = serde_json::json!({
+            "repositoryName": "payments/payments-api", "region": "us-gov-east-1",
+            "imageTagMutability": "Immutable", "mutabilityExclusions": ["latest", "dev-*"],
+            "encryption": {"type": "Kms", "kmsKey": "alias/ecr"}, "tags": {"team": "payments"},
+        });
+        let desired = desired_repository(&object(spec), &settings()).unwrap();
+        assert_eq!(desired.name, "payments/payments-api");
+        assert_eq!(desired.region, "us-gov-east-1");
+        assert_eq!(desired.settings.mutability_exclusions.len(), 2);
+        assert_eq!(desired.kms_key.as_deref(), Some("alias/ecr"));
+        let with_prefix = ValidationSettings {
+            require_namespace_prefix: true,
+            ..settings()
+        };
+        let spec = serde_json::json!({"repositoryName": "payments/payments-api"});
+        assert!(desired_repository(&object(spec), &with_prefix).is_ok());
+    }
+
+    #[test]
+    fn refuses_each_broken_rule_naming_the_field() {
+        let s = settings();
+        refused(
+            serde_json::json!({"repositoryName": "Payments"}),
+            &s,
+            "spec.repositoryName",
+        );
+        refused(serde_json::json!({"repositoryName": "a//b"}), &s, "spec.repositoryName");
+        refused(serde_json::json!({"repositoryName": "a"}), &s, "spec.repositoryName");
+        refused(
+            serde_json::json!({"repositoryName": "x".repeat(257)}),
+            &s,
+            "spec.repositoryName",
+        );
+        refused(serde_json::json!({"region": "Europe"}), &s, "spec.region");
+        refused(
+            serde_json::json!({"mutabilityExclusions": ["a", "b", "c", "d", "e", "f"]}),
+            &s,
+            "spec.mutabilityExclusions",
+        );
+        refused(
+            serde_json::json!({"mutabilityExclusions": ["bad tag"]}),
+            &s,
+            "spec.mutabilityExclusions[0]",
+        );
+        refused(
+            serde_json::json!({"encryption": {"type": "Aes256", "kmsKey": "alias/x"}}),
+            &s,
+            "spec.encryption.kmsKey",
+        );
+        refused(serde_json::json!({"tags": {"aws:owner": "x"}}), &s, "spec.tags");
+        refused(serde_json::json!({"tags": {"AWS:owner": "x"}}), &s, "spec.tags");
+        refused(serde_json::json!({"tags": {"berth.dev/owner": "x"}}), &s, "spec.tags");
+        refused(serde_json::json!({"tags": {"k": "v".repeat(257)}}), &s, "spec.tags");
+        refused(serde_json::json!({"tags": {"k".repeat(129): "v"}}), &s, "spec.tags");
+        let too_many: serde_json::Map<String, serde_json::Value> =
+            (0..51).map(|i| (format!("k{i}"), serde_json::json!("v"))).collect();
+        refused(serde_json::json!({"tags": too_many}), &s, "spec.tags");
+        // metadata.name is the default repository name, and is checked as one
+        let mut upper = object(serde_json::json!({}));
+        upper.metadata.name = Some("a".into());
+        assert!(matches!(desired_repository(&upper, &s), Err(Error::InvalidSpec(m)) if m.contains("metadata.name")));
+        let with_prefix = ValidationSettings {
+            require_namespace_prefix: true,
+            ..settings()
+        };
+        refused(
+            serde_json::json!({"repositoryName": "other/app"}),
+            &with_prefix,
+            "must start with 'payments/'",
+        );
+    }
+
+    #[test]
+    fn long_owner_values_are_shortened_deterministically() {
+        let long_name = "n".repeat(253);
+        let owner = owner_value(&"c".repeat(36), "namespace", &long_name);
+        assert_eq!(owner.len(), 256);
+        assert_eq!(owner, owner_value(&"c".repeat(36), "namespace", &long_name));
+        assert_ne!(owner, owner_value(&"c".repeat(36), "namespace", &"m".repeat(253)));
+        let _ = Encryption::default();
+    }
 }

@@ -9,14 +9,15 @@ use crate::aws::{ObservedRepository, RepositorySettings};
 use crate::error::Error;
 
 /// The repository as observed: its description and its tags.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct ObservedState {
     pub repository: ObservedRepository,
     pub tags: BTreeMap<String, String>,
 }
 
 /// One write to ECR.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub enum Change {
     /// CreateRepository with every setting and all tags, in one call.
     Create,
@@ -29,6 +30,16 @@ pub enum Change {
 }
 
 impl Change {
+    /// The ECR operation that makes the change.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Change::Create => "CreateRepository",
+            Change::SetTagMutability(_) => "PutImageTagMutability",
+            Change::Tag(_) => "TagResource",
+            Change::Untag(_) => "UntagResource",
+        }
+    }
+
     /// The spec field the change brings back in line (for Events and metrics).
     pub fn field(&self) -> &'static str {
         match self {
@@ -66,11 +77,7 @@ pub fn ownership(tags: &BTreeMap<String, String>, owner: &str) -> Ownership {
     }
 }
 
-pub fn plan(
-    desired: &DesiredRepository,
-    observed: Option<&ObservedState>,
-    adopt: bool,
-) -> Result<Plan, Error> {
+pub fn plan(desired: &DesiredRepository, observed: Option<&ObservedState>, adopt: bool) -> Result<Plan, Error> {
     let Some(observed) = observed else {
         return Ok(Plan {
             adopting: false,
@@ -113,9 +120,7 @@ pub fn plan(
     let to_untag: Vec<String> = observed
         .tags
         .keys()
-        .filter(|key| {
-            !wanted_tags.contains_key(*key) && !key.to_ascii_lowercase().starts_with("aws:")
-        })
+        .filter(|key| !wanted_tags.contains_key(*key) && !key.to_ascii_lowercase().starts_with("aws:"))
         .cloned()
         .collect();
     if !to_untag.is_empty() {
@@ -125,10 +130,7 @@ pub fn plan(
 }
 
 /// Encryption is fixed at creation: a difference cannot be corrected, only reported.
-fn check_encryption(
-    desired: &DesiredRepository,
-    observed: &ObservedRepository,
-) -> Result<(), Error> {
+fn check_encryption(desired: &DesiredRepository, observed: &ObservedRepository) -> Result<(), Error> {
     if desired.encryption_type != observed.encryption_type {
         return Err(Error::InvalidSpec(format!(
             "spec.encryption is immutable: repository {} is encrypted with {:?}, the spec asks for {:?}",
@@ -149,3 +151,7 @@ fn check_encryption(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

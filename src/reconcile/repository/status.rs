@@ -22,9 +22,7 @@ pub fn repository_status(
     outcome: Outcome<'_>,
     now: Time,
 ) -> EcrRepositoryStatus {
-    let previous_conditions = previous
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
+    let previous_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let (condition, uri, arn, registry_id) = match outcome {
         Outcome::Synced(repository) => (
             set_condition(

@@ -1,0 +1,70 @@
+//! Planning from YAML fixtures: desired object + observed repository → changes or refusal.
+
+use serde::Deserialize;
+
+use super::*;
+use crate::api::EcrRepository;
+use crate::reconcile::repository::desired::{ValidationSettings, desired_repository};
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    object: EcrRepository,
+    #[serde(default)]
+    observed: Option<ObservedState>,
+    expect: Expect,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Expect {
+    /// The error reason, when planning must refuse.
+    error: Option<String>,
+    adopting: bool,
+    changes: Vec<Change>,
+}
+
+fn settings() -> ValidationSettings {
+    ValidationSettings {
+        default_region: "eu-west-1".into(),
+        cluster_id: "c1".into(),
+        require_namespace_prefix: false,
+    }
+}
+
+#[test]
+fn plans_match_fixtures() {
+    let cases: Vec<Case> =
+        serde_saphyr::from_str(include_str!("../../../tests/fixtures/repository-plan.yaml")).expect("fixture parses");
+    assert!(cases.len() >= 10, "the fixture file lost cases");
+    for case in cases {
+        let desired = desired_repository(&case.object, &settings())
+            .unwrap_or_else(|e| panic!("{}: fixture object is invalid: {e}", case.name));
+        let result = plan(&desired, case.observed.as_ref(), case.object.spec.adopt);
+        match (&case.expect.error, result) {
+            (Some(reason), Err(error)) => assert_eq!(error.reason(), reason, "{}: {error}", case.name),
+            (Some(reason), Ok(plan)) => panic!("{}: expected {reason}, planned {plan:?}", case.name),
+            (None, Err(error)) => panic!("{}: unexpected error {error}", case.name),
+            (None, Ok(plan)) => {
+                assert_eq!(plan.changes, case.expect.changes, "{}", case.name);
+                assert_eq!(plan.adopting, case.expect.adopting, "{}: adopting", case.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn ownership_is_read_from_tags() {
+    let tags = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert_eq!(ownership(&tags(&[]), "c1/ns/a"), Ownership::Unowned);
+    assert_eq!(ownership(&tags(&[("team", "x")]), "c1/ns/a"), Ownership::Unowned);
+    assert_eq!(ownership(&tags(&[(OWNER_TAG, "c1/ns/a")]), "c1/ns/a"), Ownership::Ours);
+    assert_eq!(
+        ownership(&tags(&[(OWNER_TAG, "c1/ns/b")]), "c1/ns/a"),
+        Ownership::Other("c1/ns/b".into())
+    );
+    assert!(matches!(
+        ownership(&tags(&[(MANAGED_BY_TAG, "berth")]), "c1/ns/a"),
+        Ownership::Other(_)
+    ));
+}

@@ -1,0 +1,479 @@
+//! End to end: `berth run` as a real process against the real apiserver and moto.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_ecr::types::{ImageTagMutability, Tag};
+use berth::api::EcrRepository;
+use common::{Operator, Testbed, wait_for};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+
+const TIMEOUT: Duration = Duration::from_secs(40);
+
+struct Setup {
+    testbed: Testbed,
+    client: Client,
+    namespace: String,
+    repositories: Api<EcrRepository>,
+    ecr: aws_sdk_ecr::Client,
+}
+
+async fn setup(prefix: &str) -> Option<Setup> {
+    let testbed = common::testbed()?;
+    let client = common::kube_client().await;
+    common::install_crds(&client).await;
+    let namespace = common::namespace(&client, prefix).await;
+    let repositories = Api::namespaced(client.clone(), &namespace);
+    let ecr = aws_sdk_ecr::Client::new(&common::sdk_config(&testbed).await);
+    Some(Setup {
+        testbed,
+        client,
+        namespace,
+        repositories,
+        ecr,
+    })
+}
+
+fn object(name: &str, spec: serde_json::Value) -> EcrRepository {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Waits until the object's Ready condition has `reason`, and returns the object.
+async fn wait_reason(api: &Api<EcrRepository>, name: &str, reason: &str, operator: &Operator) -> EcrRepository {
+    let found = wait_for(TIMEOUT, || async {
+        let object = api.get(name).await.ok()?;
+        let ready = object.status.as_ref()?.condition("Ready")?;
+        (ready.reason == reason && object.status.as_ref()?.observed_generation == object.metadata.generation)
+            .then_some(object)
+    })
+    .await;
+    if let Some(object) = found {
+        return object;
+    }
+    let current = api
+        .get(name)
+        .await
+        .map(|o| format!("{:?}", o.status))
+        .unwrap_or_default();
+    panic!(
+        "{name} never reached reason {reason}; status: {current}\n--- operator log ---\n{}",
+        operator.log_text()
+    )
+}
+
+async fn describe(ecr: &aws_sdk_ecr::Client, name: &str) -> Option<aws_sdk_ecr::types::Repository> {
+    match ecr.describe_repositories().repository_names(name).send().await {
+        Ok(output) => output.repositories().first().cloned(),
+        Err(e) if format!("{e:?}").contains("RepositoryNotFoundException") => None,
+        Err(e) => panic!("DescribeRepositories: {e:?}"),
+    }
+}
+
+async fn tags(ecr: &aws_sdk_ecr::Client, arn: &str) -> BTreeMap<String, String> {
+    let output = ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .expect("ListTagsForResource");
+    output
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+async fn events_with_reason(client: &Client, namespace: &str, object: &str, reason: &str) -> Vec<Event> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason) && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object)
+        })
+        .collect()
+}
+
+async fn merge(api: &Api<EcrRepository>, name: &str, patch: serde_json::Value) {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch EcrRepository");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_update_correct_drift_and_retain() {
+    let Some(s) = setup("e2e-life").await else { return };
+    let operator = Operator::start(&s.testbed, &s.namespace, &[]);
+    let name = format!("{}/api", s.namespace);
+
+    let spec = serde_json::json!({
+        "repositoryName": name, "imageTagMutability": "Immutable", "mutabilityExclusions": ["latest"],
+        "tags": {"team": "payments"},
+    });
+    s.repositories
+        .create(&PostParams::default(), &object("api", spec))
+        .await
+        .unwrap();
+    let ready = wait_reason(&s.repositories, "api", "Synced", &operator).await;
+
+    // the repository exists with exactly the declared settings
+    let repository = describe(&s.ecr, &name).await.expect("repository created");
+    assert_eq!(
+        repository.image_tag_mutability(),
+        Some(&ImageTagMutability::ImmutableWithExclusion)
+    );
+    let exclusions: Vec<&str> = repository
+        .image_tag_mutability_exclusion_filters()
+        .iter()
+        .map(|f| f.filter())
+        .collect();
+    assert_eq!(exclusions, ["latest"]);
+    let status = ready.status.as_ref().unwrap();
+    assert_eq!(status.repository_arn.as_deref(), repository.repository_arn());
+    assert_eq!(status.repository_uri.as_deref(), repository.repository_uri());
+    assert_eq!(status.registry_id.as_deref(), repository.registry_id());
+    let arn = repository.repository_arn().unwrap().to_owned();
+    let owner = format!("{}/{}/api", operator.cluster_id, s.namespace);
+    let expected_tags: BTreeMap<String, String> = [
+        ("team", "payments"),
+        ("berth.dev/managed-by", "berth"),
+        ("berth.dev/owner", owner.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(tags(&s.ecr, &arn).await, expected_tags);
+    assert_eq!(
+        events_with_reason(&s.client, &s.namespace, "api", "Created")
+            .await
+            .len(),
+        1
+    );
+
+    // a second look at an unchanged object changes nothing in status
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let again = s.repositories.get("api").await.unwrap();
+    assert_eq!(again.status, ready.status, "status changed without any change");
+
+    // edit mutability and tags: applied
+    merge(
+        &s.repositories,
+        "api",
+        serde_json::json!({"spec": {
+            "imageTagMutability": "Mutable", "mutabilityExclusions": null, "tags": {"team": "checkout", "env": "prod"}
+        }}),
+    )
+    .await;
+    wait_reason(&s.repositories, "api", "Synced", &operator).await;
+    let repository = describe(&s.ecr, &name).await.unwrap();
+    assert_eq!(repository.image_tag_mutability(), Some(&ImageTagMutability::Mutable));
+    let current_tags = tags(&s.ecr, &arn).await;
+    assert_eq!(current_tags.get("team").map(String::as_str), Some("checkout"));
+    assert_eq!(current_tags.get("env").map(String::as_str), Some("prod"));
+    assert_eq!(current_tags.len(), 4, "{current_tags:?}");
+
+    // out-of-band changes are reverted within one resync, with a DriftCorrected Event
+    s.ecr
+        .put_image_tag_mutability()
+        .repository_name(&name)
+        .image_tag_mutability(ImageTagMutability::Immutable)
+        .send()
+        .await
+        .unwrap();
+    s.ecr
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags(Tag::builder().key("rogue").value("x").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let reverted = wait_for(Duration::from_secs(20), || async {
+        let repository = describe(&s.ecr, &name).await?;
+        let current = tags(&s.ecr, &arn).await;
+        (repository.image_tag_mutability() == Some(&ImageTagMutability::Mutable) && !current.contains_key("rogue"))
+            .then_some(())
+    })
+    .await;
+    assert!(reverted.is_some(), "drift not corrected\n{}", operator.log_text());
+    let drift = wait_for(Duration::from_secs(10), || async {
+        let events = events_with_reason(&s.client, &s.namespace, "api", "DriftCorrected").await;
+        (events.len() >= 2).then_some(events)
+    })
+    .await
+    .expect("DriftCorrected events");
+    let notes: Vec<String> = drift.iter().filter_map(|e| e.note.clone()).collect();
+    assert!(notes.iter().any(|n| n.contains("imageTagMutability")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("tags")), "{notes:?}");
+
+    // Retain: deleting the object leaves the repository
+    s.repositories.delete("api", &DeleteParams::default()).await.unwrap();
+    let gone = wait_for(TIMEOUT, || async {
+        s.repositories.get_opt("api").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "object not deleted (finalizer left?)");
+    assert!(
+        describe(&s.ecr, &name).await.is_some(),
+        "Retain must keep the repository"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_policy_removes_the_repository_unless_it_holds_images() {
+    let Some(s) = setup("e2e-del").await else { return };
+    let operator = Operator::start(&s.testbed, &s.namespace, &[]);
+
+    // Delete on an empty repository: gone
+    let empty = format!("{}/empty", s.namespace);
+    s.repositories
+        .create(
+            &PostParams::default(),
+            &object(
+                "empty",
+                serde_json::json!({"repositoryName": empty, "deletionPolicy": "Delete"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let ready = wait_reason(&s.repositories, "empty", "Synced", &operator).await;
+    assert!(
+        ready
+            .finalizers()
+            .contains(&berth::reconcile::repository::FINALIZER.to_owned())
+    );
+    s.repositories.delete("empty", &DeleteParams::default()).await.unwrap();
+    let gone = wait_for(TIMEOUT, || async {
+        s.repositories.get_opt("empty").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "object not released\n{}", operator.log_text());
+    assert!(
+        describe(&s.ecr, &empty).await.is_none(),
+        "Delete must remove the repository"
+    );
+
+    // Delete with images and no forceDelete: blocked, nothing deleted
+    let full = format!("{}/full", s.namespace);
+    s.repositories
+        .create(
+            &PostParams::default(),
+            &object(
+                "full",
+                serde_json::json!({"repositoryName": full, "deletionPolicy": "Delete"}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_reason(&s.repositories, "full", "Synced", &operator).await;
+    for tag in ["v1", "v2"] {
+        s.ecr
+            .put_image()
+            .repository_name(&full)
+            .image_tag(tag)
+            .image_manifest(common::image_manifest(tag))
+            .send()
+            .await
+            .unwrap();
+    }
+    s.repositories.delete("full", &DeleteParams::default()).await.unwrap();
+    let blocked = wait_reason(&s.repositories, "full", "DeletionBlocked", &operator).await;
+    let message = &blocked.status.as_ref().unwrap().condition("Ready").unwrap().message;
+    assert!(message.contains("2 images"), "{message}");
+    assert!(
+        describe(&s.ecr, &full).await.is_some(),
+        "a repository with images must not be deleted"
+    );
+
+    // forceDelete lets it go
+    merge(
+        &s.repositories,
+        "full",
+        serde_json::json!({"spec": {"forceDelete": true}}),
+    )
+    .await;
+    let gone = wait_for(TIMEOUT, || async {
+        s.repositories.get_opt("full").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "object not released after forceDelete\n{}",
+        operator.log_text()
+    );
+    assert!(describe(&s.ecr, &full).await.is_none());
+
+    // Retain carries no finalizer: nothing to clean up
+    let kept = format!("{}/kept", s.namespace);
+    s.repositories
+        .create(
+            &PostParams::default(),
+            &object("kept", serde_json::json!({"repositoryName": kept})),
+        )
+        .await
+        .unwrap();
+    let ready = wait_reason(&s.repositories, "kept", "Synced", &operator).await;
+    assert!(ready.finalizers().is_empty(), "{:?}", ready.finalizers());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adoption_and_ownership() {
+    let Some(s) = setup("e2e-own").await else { return };
+    let operator = Operator::start(&s.testbed, &s.namespace, &[]);
+    let name = format!("{}/legacy", s.namespace);
+    s.ecr
+        .create_repository()
+        .repository_name(&name)
+        .tags(Tag::builder().key("team").value("old").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    // refused without adopt, and nothing is written
+    s.repositories
+        .create(
+            &PostParams::default(),
+            &object("legacy", serde_json::json!({"repositoryName": name})),
+        )
+        .await
+        .unwrap();
+    wait_reason(&s.repositories, "legacy", "AdoptionRequired", &operator).await;
+    let arn = describe(&s.ecr, &name)
+        .await
+        .unwrap()
+        .repository_arn()
+        .unwrap()
+        .to_owned();
+    assert!(!tags(&s.ecr, &arn).await.contains_key("berth.dev/owner"));
+
+    // accepted with it
+    merge(
+        &s.repositories,
+        "legacy",
+        serde_json::json!({"spec": {"adopt": true, "tags": {"team": "new"}}}),
+    )
+    .await;
+    wait_reason(&s.repositories, "legacy", "Synced", &operator).await;
+    let adopted_tags = tags(&s.ecr, &arn).await;
+    assert_eq!(
+        adopted_tags.get("berth.dev/owner"),
+        Some(&format!("{}/{}/legacy", operator.cluster_id, s.namespace))
+    );
+    assert_eq!(adopted_tags.get("team").map(String::as_str), Some("new"));
+    assert_eq!(
+        events_with_reason(&s.client, &s.namespace, "legacy", "Adopted")
+            .await
+            .len(),
+        1
+    );
+
+    // a second object naming the same repository is refused, even with adopt
+    s.repositories
+        .create(
+            &PostParams::default(),
+            &object(
+                "twin",
+                serde_json::json!({"repositoryName": name, "adopt": true, "tags": {"team": "twin"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let twin = wait_reason(&s.repositories, "twin", "OwnedByOther", &operator).await;
+    assert!(
+        twin.status
+            .unwrap()
+            .condition("Ready")
+            .unwrap()
+            .message
+            .contains("legacy")
+    );
+    assert_eq!(
+        tags(&s.ecr, &arn).await.get("team").map(String::as_str),
+        Some("new"),
+        "the twin must not write"
+    );
+    assert!(
+        !events_with_reason(&s.client, &s.namespace, "twin", "OwnedByOther")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_are_refused_without_aws_calls() {
+    let Some(s) = setup("e2e-bad").await else { return };
+    let operator = Operator::start(&s.testbed, &s.namespace, &["--require-namespace-prefix"]);
+
+    // the apiserver's schema refuses what it can: a bad repository name pattern
+    let refused = s
+        .repositories
+        .create(
+            &PostParams::default(),
+            &object("bad", serde_json::json!({"repositoryName": "Not_Valid"})),
+        )
+        .await
+        .expect_err("the schema refuses a bad name");
+    assert!(refused.to_string().contains("repositoryName"), "{refused}");
+
+    // CEL-only rules (dropped by this 1.20 apiserver) are caught by the controller
+    let reserved = format!("{}/reserved", s.namespace);
+    s.repositories
+        .create(
+            &PostParams::default(),
+            &object(
+                "reserved",
+                serde_json::json!({"repositoryName": reserved, "tags": {"aws:team": "x"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let invalid = wait_reason(&s.repositories, "reserved", "InvalidSpec", &operator).await;
+    assert!(
+        invalid
+            .status
+            .unwrap()
+            .condition("Ready")
+            .unwrap()
+            .message
+            .contains("spec.tags")
+    );
+    assert!(
+        describe(&s.ecr, &reserved).await.is_none(),
+        "no repository for an invalid spec"
+    );
+
+    // the tenancy guard
+    s.repositories
+        .create(
+            &PostParams::default(),
+            &object("foreign", serde_json::json!({"repositoryName": "someone-else/app"})),
+        )
+        .await
+        .unwrap();
+    let foreign = wait_reason(&s.repositories, "foreign", "InvalidSpec", &operator).await;
+    assert!(
+        foreign
+            .status
+            .unwrap()
+            .condition("Ready")
+            .unwrap()
+            .message
+            .contains("must start with")
+    );
+    assert!(describe(&s.ecr, "someone-else/app").await.is_none());
+    assert!(
+        !events_with_reason(&s.client, &s.namespace, "foreign", "InvalidSpec")
+            .await
+            .is_empty()
+    );
+}

@@ -73,5 +73,29 @@ pub fn strip_cel_rules(value: &mut serde_json::Value) {
     }
 }
 
+/// Server-side applies every CRD (field manager `berth`) and waits until each is Established.
+/// `strip_cel` removes the CEL rules that apiservers before 1.25 refuse.
+pub async fn install_crds(client: &kube::Client, strip_cel: bool) -> Result<(), kube::Error> {
+    use kube::api::{Api, Patch, PatchParams};
+    use kube::runtime::wait::{await_condition, conditions};
+
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let mut body = serde_json::to_value(&crd).expect("a CRD serializes to JSON");
+        if strip_cel {
+            strip_cel_rules(&mut body);
+        }
+        api.patch(&name, &PatchParams::apply("berth").force(), &Patch::Apply(&body))
+            .await?;
+    }
+    for crd in crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        let established = await_condition(api.clone(), &name, conditions::is_crd_established());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), established).await;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod cel_tests;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
 /// The test bed's coordinates, from the env file `scripts/testbed up` writes.
@@ -47,37 +47,21 @@ pub async fn sdk_config(testbed: &Testbed) -> aws_config::SdkConfig {
         .await
 }
 
-/// Server-side applies berth's CRDs (CEL rules stripped: a 1.20 apiserver answers 500 to them)
-/// and waits until each is Established.
+/// Installs berth's CRDs (CEL rules stripped: a 1.20 apiserver answers 500 to them) and checks
+/// that each is Established.
 pub async fn install_crds(client: &Client) {
+    berth::api::install_crds(client, true).await.expect("install CRDs");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in berth::api::crds() {
-        let mut value = serde_json::to_value(&crd).unwrap();
-        berth::api::strip_cel_rules(&mut value);
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply("berth-tests").force(),
-            &Patch::Apply(&value),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("applying CRD {}: {e}", crd.name_any()));
-    }
-    for crd in berth::api::crds() {
-        wait_for(Duration::from_secs(30), || {
-            let crds = crds.clone();
-            let name = crd.name_any();
-            async move {
-                let current = crds.get(&name).await.ok()?;
-                let established = current
-                    .status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                established.then_some(())
-            }
-        })
-        .await
-        .unwrap_or_else(|| panic!("CRD {} not Established", crd.name_any()));
+        let current = crds.get(&crd.name_any()).await.expect("CRD present");
+        let established = current.status.and_then(|s| s.conditions).unwrap_or_default();
+        assert!(
+            established
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True"),
+            "CRD {} not Established",
+            crd.name_any()
+        );
     }
 }
 

@@ -1,0 +1,141 @@
+//! The demo that `scripts/demo` runs against the test bed while `berth run` is running:
+//! declare a repository, watch berth create it, break it out of band, watch berth put it back,
+//! then delete it.
+
+use std::time::Duration;
+
+use aws_sdk_ecr::types::ImageTagMutability;
+use berth::api::EcrRepository;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+const NAMESPACE: &str = "payments";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = Client::try_default().await?;
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-west-1".into());
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .load()
+        .await;
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+
+    step("installing the CRDs");
+    berth::api::install_crds(&client, true).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces.get_opt(NAMESPACE).await?.is_none() {
+        let namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}}))?;
+        namespaces.create(&PostParams::default(), &namespace).await?;
+    }
+    let repositories: Api<EcrRepository> = Api::namespaced(client.clone(), NAMESPACE);
+
+    step(
+        "kubectl apply: EcrRepository payments/payments-api (Immutable, 'latest' stays mutable, deletionPolicy Delete)",
+    );
+    let manifest = serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
+        "metadata": {"name": "payments-api", "labels": {"tier": "prod"}},
+        "spec": {
+            "repositoryName": "payments/payments-api", "imageTagMutability": "Immutable",
+            "mutabilityExclusions": ["latest"], "tags": {"team": "payments"}, "deletionPolicy": "Delete",
+        },
+    });
+    repositories
+        .patch(
+            "payments-api",
+            &PatchParams::apply("demo").force(),
+            &Patch::Apply(&manifest),
+        )
+        .await?;
+    let ready = wait_ready(&repositories).await?;
+    let status = ready.status.unwrap_or_default();
+    println!(
+        "  Ready: {}",
+        status.condition("Ready").map(|c| c.message.as_str()).unwrap_or("?")
+    );
+    println!("  repositoryUri: {}", status.repository_uri.unwrap_or_default());
+
+    let described = ecr
+        .describe_repositories()
+        .repository_names("payments/payments-api")
+        .send()
+        .await?;
+    let repository = &described.repositories()[0];
+    println!("  in ECR: tag mutability {:?}", repository.image_tag_mutability());
+
+    step("someone changes the repository in the console: tags become mutable");
+    ecr.put_image_tag_mutability()
+        .repository_name("payments/payments-api")
+        .image_tag_mutability(ImageTagMutability::Mutable)
+        .send()
+        .await?;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = ecr
+            .describe_repositories()
+            .repository_names("payments/payments-api")
+            .send()
+            .await?;
+        if now.repositories()[0].image_tag_mutability() == Some(&ImageTagMutability::ImmutableWithExclusion) {
+            println!(
+                "  berth set it back: {:?}",
+                now.repositories()[0].image_tag_mutability()
+            );
+            break;
+        }
+    }
+
+    step("kubectl get events (the audit trail)");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
+    for event in events.list(&Default::default()).await? {
+        println!(
+            "  {:<8} {:<15} {}",
+            event.type_.unwrap_or_default(),
+            event.reason.unwrap_or_default(),
+            event.note.unwrap_or_default()
+        );
+    }
+
+    step("kubectl delete: deletionPolicy Delete removes the repository");
+    repositories.delete("payments-api", &DeleteParams::default()).await?;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if repositories.get_opt("payments-api").await?.is_none() {
+            break;
+        }
+    }
+    let gone = ecr
+        .describe_repositories()
+        .repository_names("payments/payments-api")
+        .send()
+        .await
+        .is_err();
+    println!("  repository deleted from ECR: {gone}");
+    Ok(())
+}
+
+fn step(text: &str) {
+    println!("\n==> {text}");
+}
+
+async fn wait_ready(repositories: &Api<EcrRepository>) -> anyhow::Result<EcrRepository> {
+    for _ in 0..120 {
+        let object = repositories.get("payments-api").await?;
+        if let Some(ready) = object.status.as_ref().and_then(|s| s.condition("Ready")) {
+            if ready.status == "True" {
+                return Ok(object);
+            }
+            println!("  waiting: {} {}", ready.reason, ready.message);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!(
+        "payments-api did not become Ready: {:?}",
+        repositories.get("payments-api").await?.status
+    )
+}

@@ -226,3 +226,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!("berth stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+        assert_eq!(backoff_delay(1, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff_delay(2, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff_delay(5, 1.0), Duration::from_secs(16));
+        assert_eq!(backoff_delay(40, 1.0), Duration::from_secs(300));
+        assert_eq!(backoff_delay(3, 0.5), Duration::from_secs(2));
+        assert_eq!(backoff_delay(3, 1.5), Duration::from_secs(6));
+    }
+
+    #[test]
+    fn long_event_notes_are_cut_on_a_character_boundary() {
+        let note = "é".repeat(600);
+        let cut = truncate(&note, 1000);
+        assert!(cut.len() <= 1003 && cut.ends_with('…'));
+        assert_eq!(truncate("short", 1000), "short");
+    }
+}

@@ -196,10 +196,15 @@ pub struct EcrRepositoryStatus {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingCounts {
+    /// Findings of severity CRITICAL.
     pub critical: i64,
+    /// Findings of severity HIGH.
     pub high: i64,
+    /// Findings of severity MEDIUM.
     pub medium: i64,
+    /// Findings of severity LOW.
     pub low: i64,
+    /// Findings of severity INFORMATIONAL.
     pub informational: i64,
     /// Digest of the image the counts belong to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -54,13 +54,14 @@ async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
 
     let key = ctx.object_key(repository);
     let epoch = ctx.observer.epoch();
+    // Synced at this generation before: any change needed now is drift, not a spec edit.
+    let drift_only = synced_this_generation(repository);
     // Our own status write triggers another reconcile: skip AWS when this generation was
     // already found in sync during the current resync.
-    if synced_this_generation(repository) && ctx.is_memo_current(&key, repository.metadata.generation, epoch) {
+    if drift_only && ctx.is_memo_current(&key, repository.metadata.generation, epoch) {
         return Ok(Action::await_change());
     }
 
-    let drift_only = synced_this_generation(repository);
     let observed = observe(ctx, &desired, !drift_only).await?;
     let mut plan_result = plan(&desired, observed.as_ref(), repository.spec.adopt)?;
     ensure_finalizer(

@@ -35,6 +35,31 @@ pub struct RunArgs {
     #[arg(long, env = "BERTH_HEALTH_ADDR", default_value = "127.0.0.1:8081")]
     pub health_addr: SocketAddr,
 
+    /// How often each repository's image count, size and last push are refreshed; the
+    /// DescribeImages calls are spread evenly over the interval.
+    #[arg(long, env = "BERTH_STATS_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub stats_interval: Duration,
+
+    /// Elect one active replica through a coordination.k8s.io Lease; the others stand by.
+    #[arg(long, env = "BERTH_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "BERTH_LEASE_NAME", default_value = "berth-leader")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (in a Pod: its own namespace through the downward API).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// How long a Lease holds without renewal: a crashed leader is replaced after about this long.
+    #[arg(long, env = "BERTH_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+
+    /// On SIGTERM, how long in-flight reconciles may take before berth exits anyway.
+    #[arg(long, env = "BERTH_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Log format.
     #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use berth::api::EncryptionType;
-use berth::aws::{AwsError, EcrRegistry, ObservedRepository, Registry, RepositoryObserver, RepositorySettings};
+use berth::aws::{
+    AwsClients, AwsError, EcrRegistry, ImageStats, ObservedRepository, Registry, RepositoryObserver, RepositorySettings,
+};
+use berth::telemetry::Metrics;
 
 /// Forwards to the real (moto-backed) registry and counts the describe calls.
 struct Counting {
@@ -64,13 +67,19 @@ impl Registry for Counting {
     async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError> {
         self.inner.delete_repository(region, name, force).await
     }
+    async fn image_stats(&self, region: &str, name: &str) -> Result<ImageStats, AwsError> {
+        self.inner.image_stats(region, name).await
+    }
 }
 
 #[tokio::test]
 async fn one_describe_per_region_per_resync() {
     let Some(testbed) = common::testbed() else { return };
     let registry = Arc::new(Counting {
-        inner: EcrRegistry::new(common::sdk_config(&testbed).await),
+        inner: EcrRegistry::new(AwsClients::new(
+            common::sdk_config(&testbed).await,
+            Metrics::new().aws.clone(),
+        )),
         describe_all: AtomicUsize::new(0),
         describe_one: AtomicUsize::new(0),
     });

@@ -10,7 +10,7 @@ use aws_sdk_ecr::types::{
     ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType, Repository, Tag,
 };
 
-use super::AwsError;
+use super::{AwsClients, AwsError};
 use crate::api::{EncryptionType, TagMutability};
 
 /// The settings of a repository that can change after creation.
@@ -33,6 +33,29 @@ pub struct ObservedRepository {
     pub settings: RepositorySettings,
     pub encryption_type: EncryptionType,
     pub kms_key: Option<String>,
+}
+
+/// A repository's images in sum: what the stats refresher reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageStats {
+    pub image_count: i64,
+    pub size_bytes: i64,
+    /// Unix seconds of the newest push, if any image exists.
+    pub last_pushed_at: Option<i64>,
+}
+
+impl ImageStats {
+    /// Sums (size in bytes, pushed at in Unix seconds) per image.
+    pub fn from_images(images: impl IntoIterator<Item = (Option<i64>, Option<i64>)>) -> Self {
+        images
+            .into_iter()
+            .fold(ImageStats::default(), |mut stats, (size, pushed_at)| {
+                stats.image_count += 1;
+                stats.size_bytes += size.unwrap_or_default();
+                stats.last_pushed_at = stats.last_pushed_at.max(pushed_at);
+                stats
+            })
+    }
 }
 
 /// Everything berth asks of ECR about repositories.
@@ -59,18 +82,20 @@ pub trait Registry: Send + Sync {
     /// How many images the repository holds (paginated ListImages).
     async fn count_images(&self, region: &str, name: &str) -> Result<u64, AwsError>;
     async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError>;
+    /// Image count, total size and newest push (paginated DescribeImages).
+    async fn image_stats(&self, region: &str, name: &str) -> Result<ImageStats, AwsError>;
 }
 
 /// The SDK-backed registry; clients are built per region from one shared configuration.
 pub struct EcrRegistry {
-    sdk_config: aws_config::SdkConfig,
+    aws: AwsClients,
     clients: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
 }
 
 impl EcrRegistry {
-    pub fn new(sdk_config: aws_config::SdkConfig) -> Self {
+    pub fn new(aws: AwsClients) -> Self {
         Self {
-            sdk_config,
+            aws,
             clients: Mutex::default(),
         }
     }
@@ -79,12 +104,7 @@ impl EcrRegistry {
         let mut clients = self.clients.lock().expect("client map lock poisoned");
         clients
             .entry(region.to_owned())
-            .or_insert_with(|| {
-                let config = aws_sdk_ecr::config::Builder::from(&self.sdk_config)
-                    .region(aws_config::Region::new(region.to_owned()))
-                    .build();
-                aws_sdk_ecr::Client::from_conf(config)
-            })
+            .or_insert_with(|| self.aws.ecr(region))
             .clone()
     }
 }
@@ -304,5 +324,47 @@ impl Registry for EcrRegistry {
             .await
             .map_err(|e| AwsError::from_sdk("DeleteRepository", e))?;
         Ok(())
+    }
+
+    async fn image_stats(&self, region: &str, name: &str) -> Result<ImageStats, AwsError> {
+        let items = self
+            .client(region)
+            .describe_images()
+            .repository_name(name)
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let mut images = Vec::with_capacity(items.len());
+        for item in items {
+            let image = item.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
+            images.push((image.image_size_in_bytes(), image.image_pushed_at().map(|t| t.secs())));
+        }
+        Ok(ImageStats::from_images(images))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_stats_sum_sizes_and_keep_the_newest_push() {
+        let stats = ImageStats::from_images([
+            (Some(100), Some(1_700_000_000)),
+            (Some(50), Some(1_700_000_500)),
+            (None, None),
+        ]);
+        assert_eq!(
+            stats,
+            ImageStats {
+                image_count: 3,
+                size_bytes: 150,
+                last_pushed_at: Some(1_700_000_500)
+            }
+        );
+        assert_eq!(ImageStats::from_images([]), ImageStats::default());
     }
 }

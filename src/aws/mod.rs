@@ -3,11 +3,55 @@
 
 mod ecr;
 mod error;
+mod interceptor;
 mod observer;
 
-pub use ecr::{EcrRegistry, ObservedRepository, Registry, RepositorySettings};
+pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AwsError, AwsErrorKind, classify_outcome};
+pub use interceptor::{MetricsInterceptor, attempt_outcome, error_code};
 pub use observer::RepositoryObserver;
+
+use crate::telemetry::AwsMetrics;
+
+/// Builds every AWS client berth uses from one configuration, each with the metrics
+/// interceptor attached, so that every call is counted and timed.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    sdk_config: aws_config::SdkConfig,
+    interceptor: MetricsInterceptor,
+}
+
+impl AwsClients {
+    pub fn new(sdk_config: aws_config::SdkConfig, metrics: AwsMetrics) -> Self {
+        Self {
+            sdk_config,
+            interceptor: MetricsInterceptor::new(metrics),
+        }
+    }
+
+    pub fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
+        let config = aws_sdk_ecr::config::Builder::from(&self.sdk_config)
+            .region(aws_config::Region::new(region.to_owned()))
+            .interceptor(self.interceptor.clone())
+            .build();
+        aws_sdk_ecr::Client::from_conf(config)
+    }
+
+    /// IAM is global: one client, whatever the region.
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        let config = aws_sdk_iam::config::Builder::from(&self.sdk_config)
+            .interceptor(self.interceptor.clone())
+            .build();
+        aws_sdk_iam::Client::from_conf(config)
+    }
+
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        let config = aws_sdk_sts::config::Builder::from(&self.sdk_config)
+            .interceptor(self.interceptor.clone())
+            .build();
+        aws_sdk_sts::Client::from_conf(config)
+    }
+}
 
 /// Loads the shared SDK configuration: the standard credential chain (IRSA, EKS Pod Identity,
 /// environment), `AWS_ENDPOINT_URL` for emulators, and the SDK's standard retry with backoff.

@@ -1,15 +1,22 @@
-//! Logging (and, later, metrics and the health server).
+//! Logging, the Prometheus metrics registry and the HTTP server for /metrics, /healthz, /readyz.
+
+mod metrics;
+mod server;
+
+pub use metrics::{AwsMetrics, Metrics, ObjectKey, RepositoryStatsSample};
+pub use server::{Health, serve};
 
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
-/// Structured logs to stderr; `RUST_LOG` overrides the default `info` level.
+/// Structured logs to stderr; `RUST_LOG` overrides the default `info` level. In JSON each line
+/// carries the fields of its spans (kind, namespace, name of the reconcile).
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
         LogFormat::Text => builder.init(),
     }
 }

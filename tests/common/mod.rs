@@ -2,6 +2,8 @@
 //! with etcd, and moto. Under CI=true a missing test bed fails the test; elsewhere it skips.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -117,29 +119,89 @@ pub struct Operator {
     child: std::process::Child,
     pub cluster_id: String,
     pub log: std::path::PathBuf,
+    /// host:port of /metrics, /healthz and /readyz.
+    pub http_addr: String,
+}
+
+/// A loopback port that is free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 impl Operator {
     pub fn start(testbed: &Testbed, namespace: &str, extra_args: &[&str]) -> Operator {
+        Self::start_with(testbed, namespace, &testbed.aws_endpoint, "", extra_args)
+    }
+
+    /// `aws_endpoint` may be a proxy in front of moto; `instance` tells apart several
+    /// operators of one test (its log file name).
+    pub fn start_with(
+        testbed: &Testbed,
+        namespace: &str,
+        aws_endpoint: &str,
+        instance: &str,
+        extra_args: &[&str],
+    ) -> Operator {
         let cluster_id = format!("test-{namespace}");
         let dir = std::path::PathBuf::from(std::env::var("BERTH_TESTBED").unwrap_or_else(|_| "target".into()));
-        let log = dir.join(format!("berth-{namespace}.log"));
+        let log = dir.join(format!("berth-{namespace}{instance}.log"));
         let log_file = std::fs::File::create(&log).expect("operator log file");
+        let http_addr = format!("127.0.0.1:{}", free_port());
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["run", "--watch-namespace", namespace, "--cluster-id", &cluster_id])
             .args(["--resync-interval", "3s", "--region", &testbed.region])
-            .args(["--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", &http_addr, "--health-addr", &http_addr])
             .args(extra_args)
             .env("RUST_LOG", "info,berth=debug")
+            .env("AWS_ENDPOINT_URL", aws_endpoint)
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
             .expect("start berth run");
-        Operator { child, cluster_id, log }
+        Operator {
+            child,
+            cluster_id,
+            log,
+            http_addr,
+        }
     }
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// GET `path` on the operator's HTTP port: (status code, body), or None if it does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(&self.http_addr, path).await
+    }
+
+    /// The current value of one series (exact label set as rendered), 0 if absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await.unwrap_or_default();
+        metric_value(&text, series).unwrap_or(0.0)
+    }
+
+    /// Sends a signal (`kill -<signal>`), then waits up to `timeout` for the exit code.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<std::process::ExitStatus> {
+        std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }
 
@@ -148,6 +210,47 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A bare HTTP/1.0 GET: enough for /metrics and the probes.
+pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// The sum of every series of `name` whose labels include all of `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (label_text, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            let matches = labels
+                .iter()
+                .all(|(key, wanted)| label_text.split(',').any(|pair| pair == format!("{key}=\"{wanted}\"")));
+            matches.then(|| value.trim().parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// The value of `series` (name with its labels exactly as rendered) in a Prometheus text page.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// A minimal image manifest that moto's PutImage accepts; `seed` makes the digest unique.

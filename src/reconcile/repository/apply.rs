@@ -13,8 +13,9 @@ use super::desired::{DesiredRepository, desired_repository};
 use super::plan::{Change, ObservedState, Ownership, ownership, plan};
 use super::status::{Outcome, READY, needs_write, repository_status};
 use crate::api::{DeletionPolicy, EcrRepository};
-use crate::controller::Context;
+use crate::controller::{Context, REPOSITORY_KIND};
 use crate::error::{Error, Result};
+use crate::reconcile::stats::StatsTarget;
 
 /// Present while deleting the object has something to clean up in AWS.
 pub const FINALIZER: &str = "ecr.berth.dev/cleanup";
@@ -123,6 +124,14 @@ async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
     ctx.observer.record(&desired.region, current.clone()).await;
 
     write_status(repository, ctx, Outcome::Synced(&current)).await?;
+    ctx.stats.track(
+        key.clone(),
+        StatsTarget {
+            region: desired.region.clone(),
+            repository: desired.name.clone(),
+        },
+        repository.status.as_ref(),
+    );
     ctx.remember_synced(key, repository.metadata.generation, epoch);
     Ok(Action::await_change())
 }
@@ -186,6 +195,7 @@ fn check_identity_unchanged(repository: &EcrRepository, desired: &DesiredReposit
 
 async fn report_change(ctx: &Context, repository: &EcrRepository, drift: bool, change: &Change, note: &str) {
     if drift {
+        ctx.metrics.drift_corrected(REPOSITORY_KIND, change.field());
         let note = format!("{} was changed outside berth and set back: {note}", change.field());
         publish(
             ctx,
@@ -215,6 +225,7 @@ async fn cleanup(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
         }
     }
     ensure_finalizer(repository, ctx, false).await?;
+    ctx.forget_object(&ctx.object_key(repository));
     Ok(Action::await_change())
 }
 
@@ -287,6 +298,9 @@ async fn write_status(repository: &EcrRepository, ctx: &Context, outcome: Outcom
         outcome,
         now(),
     );
+    let ready = status.condition(READY).is_some_and(|c| c.status == "True");
+    ctx.metrics
+        .set_ready(REPOSITORY_KIND, ctx.object_key(repository), ready);
     if !needs_write(repository.status.as_ref(), &status) {
         return Ok(());
     }
@@ -306,7 +320,15 @@ async fn write_status(repository: &EcrRepository, ctx: &Context, outcome: Outcom
 }
 
 async fn report_failure(repository: &EcrRepository, ctx: &Context, error: &Error) {
-    ctx.forget_synced(&ctx.object_key(repository));
+    let key = ctx.object_key(repository);
+    ctx.forget_synced(&key);
+    if matches!(
+        error,
+        Error::InvalidSpec(_) | Error::AdoptionRequired(_) | Error::OwnedByOther(_)
+    ) {
+        // not (or no longer) a repository berth manages for this object
+        ctx.stats.untrack(&key);
+    }
     let message = error.to_string();
     let outcome = Outcome::Failed {
         reason: error.reason(),

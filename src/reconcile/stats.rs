@@ -1,0 +1,268 @@
+//! The statistics refresher: image count, total size and newest push of every managed
+//! repository, read with paginated DescribeImages every `--stats-interval` (the calls spread
+//! evenly over the interval) and published as gauges and in the status under the field manager
+//! `berth-stats`, written only when the images changed.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use serde::Serialize;
+
+use crate::api::EcrRepositoryStatus;
+use crate::aws::ImageStats;
+use crate::controller::Context;
+use crate::telemetry::{ObjectKey, RepositoryStatsSample};
+
+pub const STATS_FIELD_MANAGER: &str = "berth-stats";
+
+/// The repository whose images an object's statistics count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsTarget {
+    pub region: String,
+    pub repository: String,
+}
+
+/// The three status fields `berth-stats` owns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusStats {
+    pub image_count: i64,
+    pub size_bytes: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_pushed_at: Option<String>,
+}
+
+impl StatusStats {
+    pub fn from_images(stats: &ImageStats) -> Self {
+        Self {
+            image_count: stats.image_count,
+            size_bytes: stats.size_bytes,
+            last_pushed_at: stats.last_pushed_at.and_then(rfc3339),
+        }
+    }
+
+    pub fn from_status(status: &EcrRepositoryStatus) -> Option<Self> {
+        Some(Self {
+            image_count: status.image_count?,
+            size_bytes: status.size_bytes?,
+            last_pushed_at: status.last_pushed_at.clone(),
+        })
+    }
+}
+
+fn rfc3339(unix_seconds: i64) -> Option<String> {
+    k8s_openapi::jiff::Timestamp::from_second(unix_seconds)
+        .ok()
+        .map(|t| t.to_string())
+}
+
+struct Tracked {
+    target: StatsTarget,
+    /// What the status holds now, as far as this replica knows.
+    written: Option<StatusStats>,
+    refreshed: bool,
+}
+
+/// The repositories the refresher visits; the EcrRepository reconciler adds the ones it owns.
+#[derive(Default)]
+pub struct StatsTargets {
+    targets: Mutex<BTreeMap<ObjectKey, Tracked>>,
+}
+
+impl StatsTargets {
+    pub fn track(&self, key: ObjectKey, target: StatsTarget, status: Option<&EcrRepositoryStatus>) {
+        let mut targets = self.targets.lock().expect("stats lock");
+        if targets.get(&key).is_some_and(|t| t.target == target) {
+            return;
+        }
+        let written = status.and_then(StatusStats::from_status);
+        targets.insert(
+            key,
+            Tracked {
+                target,
+                written,
+                refreshed: false,
+            },
+        );
+    }
+
+    pub fn untrack(&self, key: &ObjectKey) {
+        self.targets.lock().expect("stats lock").remove(key);
+    }
+
+    /// Every target, those never refreshed first (a new repository need not wait a whole cycle).
+    fn visiting_order(&self) -> Vec<(ObjectKey, StatsTarget)> {
+        let targets = self.targets.lock().expect("stats lock");
+        let (fresh, seen): (Vec<_>, Vec<_>) = targets.iter().partition(|(_, t)| !t.refreshed);
+        fresh
+            .into_iter()
+            .chain(seen)
+            .map(|(key, t)| (key.clone(), t.target.clone()))
+            .collect()
+    }
+
+    /// Marks a refresh; returns true when the status must be written.
+    fn refreshed(&self, key: &ObjectKey, target: &StatsTarget, stats: &StatusStats) -> bool {
+        let mut targets = self.targets.lock().expect("stats lock");
+        match targets.get_mut(key) {
+            Some(tracked) if &tracked.target == target => {
+                tracked.refreshed = true;
+                tracked.written.as_ref() != Some(stats)
+            }
+            // untracked or retargeted meanwhile: this result is stale
+            _ => false,
+        }
+    }
+
+    fn written(&self, key: &ObjectKey, stats: StatusStats) {
+        if let Some(tracked) = self.targets.lock().expect("stats lock").get_mut(key) {
+            tracked.written = Some(stats);
+        }
+    }
+}
+
+/// How long to wait between two repositories so that a whole cycle takes `interval`.
+pub fn pause_between(interval: Duration, targets: usize) -> Duration {
+    interval / u32::try_from(targets.max(1)).unwrap_or(u32::MAX)
+}
+
+/// Runs until dropped (the leader term ends).
+pub async fn refresh_loop(ctx: &Context, interval: Duration) {
+    loop {
+        let targets = ctx.stats.visiting_order();
+        if targets.is_empty() {
+            tokio::time::sleep(interval.min(Duration::from_secs(2))).await;
+            continue;
+        }
+        let pause = pause_between(interval, targets.len());
+        for (key, target) in targets {
+            refresh(ctx, &key, &target).await;
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+async fn refresh(ctx: &Context, key: &ObjectKey, target: &StatsTarget) {
+    let images = match ctx.registry.image_stats(&target.region, &target.repository).await {
+        Ok(images) => images,
+        Err(error) => {
+            tracing::warn!(namespace = key.0, name = key.1, %error, "could not read repository statistics");
+            return;
+        }
+    };
+    ctx.metrics.set_repository_stats(
+        key,
+        &target.repository,
+        RepositoryStatsSample {
+            image_count: images.image_count,
+            size_bytes: images.size_bytes,
+            last_pushed_at: images.last_pushed_at.unwrap_or_default(),
+        },
+    );
+    let stats = StatusStats::from_images(&images);
+    if !ctx.stats.refreshed(key, target, &stats) {
+        return;
+    }
+    let patch = serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1",
+        "kind": "EcrRepository",
+        "status": &stats,
+    });
+    let api = Api::<crate::api::EcrRepository>::namespaced(ctx.client.clone(), &key.0);
+    match api
+        .patch_status(
+            &key.1,
+            &PatchParams::apply(STATS_FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => ctx.stats.written(key, stats),
+        Err(kube::Error::Api(status)) if status.code == 404 => ctx.stats.untrack(key),
+        Err(error) => tracing::warn!(namespace = key.0, name = key.1, %error, "could not write repository statistics"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> ObjectKey {
+        ("team".into(), name.into())
+    }
+
+    fn target(name: &str) -> StatsTarget {
+        StatsTarget {
+            region: "eu-west-1".into(),
+            repository: format!("team/{name}"),
+        }
+    }
+
+    #[test]
+    fn stats_render_as_status_fields() {
+        let stats = StatusStats::from_images(&ImageStats {
+            image_count: 2,
+            size_bytes: 2048,
+            last_pushed_at: Some(1_795_000_000),
+        });
+        assert_eq!(
+            serde_json::to_value(&stats).unwrap(),
+            serde_json::json!({"imageCount": 2, "sizeBytes": 2048, "lastPushedAt": "2026-11-18T11:06:40Z"})
+        );
+        let empty = StatusStats::from_images(&ImageStats::default());
+        assert_eq!(
+            serde_json::to_value(&empty).unwrap(),
+            serde_json::json!({"imageCount": 0, "sizeBytes": 0})
+        );
+    }
+
+    #[test]
+    fn a_status_is_written_only_when_the_images_changed() {
+        let targets = StatsTargets::default();
+        let status = EcrRepositoryStatus {
+            image_count: Some(1),
+            size_bytes: Some(10),
+            ..Default::default()
+        };
+        targets.track(key("api"), target("api"), Some(&status));
+        let same = StatusStats {
+            image_count: 1,
+            size_bytes: 10,
+            last_pushed_at: None,
+        };
+        assert!(!targets.refreshed(&key("api"), &target("api"), &same));
+        let more = StatusStats {
+            image_count: 2,
+            size_bytes: 20,
+            last_pushed_at: None,
+        };
+        assert!(targets.refreshed(&key("api"), &target("api"), &more));
+        targets.written(&key("api"), more.clone());
+        assert!(!targets.refreshed(&key("api"), &target("api"), &more));
+        // a result for a target that was untracked meanwhile is dropped
+        targets.untrack(&key("api"));
+        assert!(!targets.refreshed(&key("api"), &target("api"), &more));
+    }
+
+    #[test]
+    fn new_targets_are_visited_first_and_calls_spread_over_the_interval() {
+        let targets = StatsTargets::default();
+        targets.track(key("a"), target("a"), None);
+        targets.refreshed(
+            &key("a"),
+            &target("a"),
+            &StatusStats {
+                image_count: 0,
+                size_bytes: 0,
+                last_pushed_at: None,
+            },
+        );
+        targets.track(key("b"), target("b"), None);
+        let order: Vec<String> = targets.visiting_order().into_iter().map(|(k, _)| k.1).collect();
+        assert_eq!(order, ["b", "a"]);
+        assert_eq!(pause_between(Duration::from_secs(3600), 3600), Duration::from_secs(1));
+        assert_eq!(pause_between(Duration::from_secs(60), 0), Duration::from_secs(60));
+    }
+}

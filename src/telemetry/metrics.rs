@@ -1,0 +1,362 @@
+//! Every Prometheus series berth exports (prefix `berth_`), in one registry that `/metrics`
+//! renders. `docs/metrics.md` describes each of them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Namespace/name of an object.
+pub type ObjectKey = (String, String);
+
+/// The per-call AWS series; cloned into the SDK interceptor (the handles share their values).
+#[derive(Clone)]
+pub struct AwsMetrics {
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+}
+
+impl AwsMetrics {
+    /// Records one HTTP attempt of an AWS operation.
+    pub fn record(&self, service: &str, operation: &str, outcome: &str, elapsed: Duration) {
+        self.requests.with_label_values(&[service, operation, outcome]).inc();
+        self.duration
+            .with_label_values(&[service, operation])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Total attempts of one operation, whatever their outcome (tests and benchmarks read it).
+    pub fn count(&self, service: &str, operation: &str) -> u64 {
+        let mut total = 0;
+        for family in self.requests.collect() {
+            for metric in family.get_metric() {
+                let label = |name: &str| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_owned())
+                };
+                if label("service").as_deref() == Some(service) && label("operation").as_deref() == Some(operation) {
+                    total += metric.get_counter().get_value() as u64;
+                }
+            }
+        }
+        total
+    }
+}
+
+/// The statistics of one repository, as gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepositoryStatsSample {
+    pub image_count: i64,
+    pub size_bytes: i64,
+    /// Unix seconds of the newest push; 0 for an empty repository.
+    pub last_pushed_at: i64,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: IntCounterVec,
+    reconcile_errors: IntCounterVec,
+    reconcile_duration: HistogramVec,
+    pub aws: AwsMetrics,
+    managed_objects: IntGaugeVec,
+    drift_corrections: IntCounterVec,
+    leader: IntGauge,
+    repository_images: IntGaugeVec,
+    repository_size: IntGaugeVec,
+    repository_last_push: IntGaugeVec,
+    /// Ready status per (kind, object), so that `managed_objects` moves by transitions.
+    ready_by_object: Mutex<HashMap<(&'static str, ObjectKey), bool>>,
+    /// The `repository` label of each object's statistics gauges, to remove them with it.
+    stats_repository: Mutex<HashMap<ObjectKey, String>>,
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("each berth series is registered once");
+    collector
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("berth".into()), None).expect("valid prefix");
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter"),
+            )
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &registry,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge"),
+            )
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets);
+            register(&registry, HistogramVec::new(opts, labels).expect("valid histogram"))
+        };
+        let seconds = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+        Self {
+            reconciles: counter("reconciles_total", "Reconciles run, by kind.", &["kind"]),
+            reconcile_errors: counter(
+                "reconcile_errors_total",
+                "Reconciles that ended in an error, by kind and error reason.",
+                &["kind", "reason"],
+            ),
+            reconcile_duration: histogram(
+                "reconcile_duration_seconds",
+                "Wall time of one reconcile, by kind.",
+                &["kind"],
+                seconds.clone(),
+            ),
+            aws: AwsMetrics {
+                requests: counter(
+                    "aws_requests_total",
+                    "HTTP attempts made to AWS (retries count separately), by service, operation and outcome.",
+                    &["service", "operation", "outcome"],
+                ),
+                duration: histogram(
+                    "aws_request_duration_seconds",
+                    "Latency of one HTTP attempt to AWS, by service and operation.",
+                    &["service", "operation"],
+                    seconds,
+                ),
+            },
+            managed_objects: gauge(
+                "managed_objects",
+                "Objects this replica manages, by kind and Ready status.",
+                &["kind", "ready"],
+            ),
+            drift_corrections: counter(
+                "drift_corrections_total",
+                "Out-of-band changes set back, by kind and field.",
+                &["kind", "field"],
+            ),
+            leader: register(
+                &registry,
+                IntGauge::new(
+                    "leader",
+                    "1 while this replica holds the leader Lease (or runs without election).",
+                )
+                .expect("valid gauge"),
+            ),
+            repository_images: gauge(
+                "repository_images",
+                "Images in a managed repository, refreshed every --stats-interval.",
+                &["namespace", "name", "repository"],
+            ),
+            repository_size: gauge(
+                "repository_size_bytes",
+                "Total size of the images in a managed repository.",
+                &["namespace", "name", "repository"],
+            ),
+            repository_last_push: gauge(
+                "repository_last_push_timestamp_seconds",
+                "Unix time of the newest image push to a managed repository (0 when empty).",
+                &["namespace", "name", "repository"],
+            ),
+            ready_by_object: Mutex::default(),
+            stats_repository: Mutex::default(),
+            registry,
+        }
+    }
+
+    pub fn reconcile_started(&self, kind: &str) {
+        self.reconciles.with_label_values(&[kind]).inc();
+    }
+
+    pub fn reconcile_finished(&self, kind: &str, elapsed: Duration, error_label: Option<&str>) {
+        self.reconcile_duration
+            .with_label_values(&[kind])
+            .observe(elapsed.as_secs_f64());
+        if let Some(reason) = error_label {
+            self.reconcile_errors.with_label_values(&[kind, reason]).inc();
+        }
+    }
+
+    pub fn drift_corrected(&self, kind: &str, field: &str) {
+        self.drift_corrections.with_label_values(&[kind, field]).inc();
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// Records an object's Ready status; the gauge moves only on a transition.
+    pub fn set_ready(&self, kind: &'static str, key: ObjectKey, ready: bool) {
+        let previous = self
+            .ready_by_object
+            .lock()
+            .expect("ready map lock")
+            .insert((kind, key), ready);
+        if previous == Some(ready) {
+            return;
+        }
+        if let Some(previous) = previous {
+            self.managed_objects
+                .with_label_values(&[kind, ready_label(previous)])
+                .dec();
+        }
+        self.managed_objects
+            .with_label_values(&[kind, ready_label(ready)])
+            .inc();
+    }
+
+    /// Forgets an object that is gone from the cluster.
+    pub fn forget_object(&self, kind: &'static str, key: &ObjectKey) {
+        let previous = self
+            .ready_by_object
+            .lock()
+            .expect("ready map lock")
+            .remove(&(kind, key.clone()));
+        if let Some(previous) = previous {
+            self.managed_objects
+                .with_label_values(&[kind, ready_label(previous)])
+                .dec();
+        }
+        self.forget_repository_stats(key);
+    }
+
+    /// Forgets every object, when this replica stops leading: the new leader reports them.
+    pub fn forget_all_objects(&self) {
+        let objects: Vec<_> = self.ready_by_object.lock().expect("ready map lock").drain().collect();
+        for ((_, key), _) in objects {
+            self.forget_repository_stats(&key);
+        }
+        self.managed_objects.reset();
+    }
+
+    pub fn set_repository_stats(&self, key: &ObjectKey, repository: &str, sample: RepositoryStatsSample) {
+        let previous = self
+            .stats_repository
+            .lock()
+            .expect("stats label lock")
+            .insert(key.clone(), repository.to_owned());
+        if let Some(previous) = previous.filter(|previous| previous != repository) {
+            self.remove_stats_series(key, &previous);
+        }
+        let labels = [key.0.as_str(), key.1.as_str(), repository];
+        self.repository_images
+            .with_label_values(&labels)
+            .set(sample.image_count);
+        self.repository_size.with_label_values(&labels).set(sample.size_bytes);
+        self.repository_last_push
+            .with_label_values(&labels)
+            .set(sample.last_pushed_at);
+    }
+
+    fn forget_repository_stats(&self, key: &ObjectKey) {
+        let repository = self.stats_repository.lock().expect("stats label lock").remove(key);
+        if let Some(repository) = repository {
+            self.remove_stats_series(key, &repository);
+        }
+    }
+
+    fn remove_stats_series(&self, key: &ObjectKey, repository: &str) {
+        let labels = [key.0.as_str(), key.1.as_str(), repository];
+        for gauge in [
+            &self.repository_images,
+            &self.repository_size,
+            &self.repository_last_push,
+        ] {
+            let _ = gauge.remove_label_values(&labels);
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding into memory cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+fn ready_label(ready: bool) -> &'static str {
+    if ready { "True" } else { "False" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managed_objects_move_by_transitions_only() {
+        let metrics = Metrics::new();
+        let key = ("team".to_owned(), "api".to_owned());
+        metrics.set_ready("EcrRepository", key.clone(), false);
+        metrics.set_ready("EcrRepository", key.clone(), true);
+        metrics.set_ready("EcrRepository", key.clone(), true);
+        metrics.set_ready("EcrRepository", ("team".into(), "web".into()), true);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"berth_managed_objects{kind="EcrRepository",ready="True"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"berth_managed_objects{kind="EcrRepository",ready="False"} 0"#),
+            "{text}"
+        );
+        metrics.forget_object("EcrRepository", &key);
+        assert!(
+            metrics
+                .render()
+                .contains(r#"berth_managed_objects{kind="EcrRepository",ready="True"} 1"#)
+        );
+    }
+
+    #[test]
+    fn aws_counts_sum_outcomes_of_one_operation() {
+        let metrics = Metrics::new();
+        metrics
+            .aws
+            .record("ecr", "CreateRepository", "throttled", Duration::from_millis(5));
+        metrics
+            .aws
+            .record("ecr", "CreateRepository", "success", Duration::from_millis(5));
+        metrics
+            .aws
+            .record("ecr", "TagResource", "success", Duration::from_millis(5));
+        assert_eq!(metrics.aws.count("ecr", "CreateRepository"), 2);
+        assert_eq!(metrics.aws.count("iam", "CreateRole"), 0);
+        assert!(
+            metrics.render().contains(
+                r#"berth_aws_requests_total{operation="CreateRepository",outcome="throttled",service="ecr"} 1"#
+            )
+        );
+    }
+
+    #[test]
+    fn repository_gauges_disappear_with_the_object() {
+        let metrics = Metrics::new();
+        let key = ("team".to_owned(), "api".to_owned());
+        let sample = RepositoryStatsSample {
+            image_count: 3,
+            size_bytes: 300,
+            last_pushed_at: 1_700_000_000,
+        };
+        metrics.set_repository_stats(&key, "team/api", sample);
+        assert!(
+            metrics
+                .render()
+                .contains(r#"berth_repository_images{name="api",namespace="team",repository="team/api"} 3"#)
+        );
+        metrics.forget_object("EcrRepository", &key);
+        assert!(!metrics.render().contains("berth_repository_images{"));
+    }
+}

@@ -1,0 +1,130 @@
+//! A recording proxy in front of moto: every AWS request berth makes passes through it and is
+//! counted by operation, independently of berth's own metrics. It can also answer a share of
+//! the requests with `ThrottlingException`, which moto cannot produce.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+#[derive(Clone)]
+struct Shared {
+    upstream: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    calls: Arc<Mutex<Vec<String>>>,
+    /// Every n-th matching request is throttled (0: never).
+    throttle_every: Arc<AtomicU32>,
+    seen: Arc<AtomicU32>,
+}
+
+pub struct AwsProxy {
+    pub endpoint: String,
+    shared: Shared,
+}
+
+/// The operation of an AWS request: `X-Amz-Target` (JSON protocols) or `Action=` (query).
+fn operation(target: Option<&str>, body: &[u8]) -> String {
+    if let Some(target) = target {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+async fn forward(State(shared): State<Shared>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let operation = operation(target, &body);
+    shared.calls.lock().unwrap().push(operation);
+
+    let every = shared.throttle_every.load(Ordering::SeqCst);
+    if every > 0 && shared.seen.fetch_add(1, Ordering::SeqCst) % every == 0 {
+        let json = target.is_some();
+        let (content_type, text) = if json {
+            (
+                "application/x-amz-json-1.1",
+                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_owned(),
+            )
+        } else {
+            (
+                "text/xml",
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>".to_owned(),
+            )
+        };
+        return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, content_type)], text).into_response();
+    }
+
+    let uri = format!(
+        "{}{}",
+        shared.upstream,
+        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let mut upstream = axum::http::Request::builder().method(parts.method).uri(uri);
+    for (name, value) in &parts.headers {
+        upstream = upstream.header(name, value);
+    }
+    let upstream = upstream.body(Full::new(body)).expect("a valid request");
+    match shared.client.request(upstream).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+    }
+}
+
+impl AwsProxy {
+    pub async fn start(upstream: &str) -> AwsProxy {
+        let shared = Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            calls: Arc::default(),
+            throttle_every: Arc::default(),
+            seen: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address: SocketAddr = listener.local_addr().unwrap();
+        let router = axum::Router::new().fallback(forward).with_state(shared.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        AwsProxy {
+            endpoint: format!("http://{address}"),
+            shared,
+        }
+    }
+
+    /// Answers every n-th request from now on with a throttling error (0 turns it off).
+    pub fn throttle_every(&self, n: u32) {
+        self.shared.seen.store(0, Ordering::SeqCst);
+        self.shared.throttle_every.store(n, Ordering::SeqCst);
+    }
+
+    /// Requests seen so far, by operation.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for operation in self.shared.calls.lock().unwrap().iter() {
+            *counts.entry(operation.clone()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Forgets the requests seen so far.
+    pub fn reset(&self) {
+        self.shared.calls.lock().unwrap().clear();
+    }
+}

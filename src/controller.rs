@@ -174,13 +174,14 @@ fn error_policy(repository: Arc<EcrRepository>, error: &Error, ctx: Arc<Context>
 }
 
 /// Every reconcile runs in a span naming the object (so each log line, including the AWS
-/// calls, carries kind, namespace and name) and is counted and timed.
+/// calls, carries kind, namespace and object name) and is counted and timed.
 async fn reconcile_repository(repository: Arc<EcrRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = tracing::info_span!(
         "reconcile",
         kind = REPOSITORY_KIND,
         namespace = repository.namespace().unwrap_or_default(),
-        name = repository.name_any(),
+        // not `name`: the JSON log format already uses that key for the span's own name
+        object = repository.name_any(),
     );
     let started = Instant::now();
     ctx.metrics.reconcile_started(REPOSITORY_KIND);

@@ -7,67 +7,10 @@ use std::time::Duration;
 
 use aws_sdk_ecr::types::{ImageTagMutability, Tag};
 use berth::api::EcrRepository;
-use common::{Operator, Testbed, wait_for};
+use common::{Operator, TIMEOUT, object, setup, wait_for, wait_reason};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-
-const TIMEOUT: Duration = Duration::from_secs(40);
-
-struct Setup {
-    testbed: Testbed,
-    client: Client,
-    namespace: String,
-    repositories: Api<EcrRepository>,
-    ecr: aws_sdk_ecr::Client,
-}
-
-async fn setup(prefix: &str) -> Option<Setup> {
-    let testbed = common::testbed()?;
-    let client = common::kube_client().await;
-    common::install_crds(&client).await;
-    let namespace = common::namespace(&client, prefix).await;
-    let repositories = Api::namespaced(client.clone(), &namespace);
-    let ecr = aws_sdk_ecr::Client::new(&common::sdk_config(&testbed).await);
-    Some(Setup {
-        testbed,
-        client,
-        namespace,
-        repositories,
-        ecr,
-    })
-}
-
-fn object(name: &str, spec: serde_json::Value) -> EcrRepository {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .unwrap()
-}
-
-/// Waits until the object's Ready condition has `reason`, and returns the object.
-async fn wait_reason(api: &Api<EcrRepository>, name: &str, reason: &str, operator: &Operator) -> EcrRepository {
-    let found = wait_for(TIMEOUT, || async {
-        let object = api.get(name).await.ok()?;
-        let ready = object.status.as_ref()?.condition("Ready")?;
-        (ready.reason == reason && object.status.as_ref()?.observed_generation == object.metadata.generation)
-            .then_some(object)
-    })
-    .await;
-    if let Some(object) = found {
-        return object;
-    }
-    let current = api
-        .get(name)
-        .await
-        .map(|o| format!("{:?}", o.status))
-        .unwrap_or_default();
-    panic!(
-        "{name} never reached reason {reason}; status: {current}\n--- operator log ---\n{}",
-        operator.log_text()
-    )
-}
 
 async fn describe(ecr: &aws_sdk_ecr::Client, name: &str) -> Option<aws_sdk_ecr::types::Repository> {
     match ecr.describe_repositories().repository_names(name).send().await {

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
@@ -62,13 +64,15 @@ struct Tracked {
     target: StatsTarget,
     /// What the status holds now, as far as this replica knows.
     written: Option<StatusStats>,
-    refreshed: bool,
+    /// Visited at least once (new targets are visited before the cycle goes on).
+    visited: bool,
 }
 
 /// The repositories the refresher visits; the EcrRepository reconciler adds the ones it owns.
 #[derive(Default)]
 pub struct StatsTargets {
     targets: Mutex<BTreeMap<ObjectKey, Tracked>>,
+    added: Notify,
 }
 
 impl StatsTargets {
@@ -83,37 +87,49 @@ impl StatsTargets {
             Tracked {
                 target,
                 written,
-                refreshed: false,
+                visited: false,
             },
         );
+        self.added.notify_one();
     }
 
     pub fn untrack(&self, key: &ObjectKey) {
         self.targets.lock().expect("stats lock").remove(key);
     }
 
-    /// Every target, those never refreshed first (a new repository need not wait a whole cycle).
-    fn visiting_order(&self) -> Vec<(ObjectKey, StatsTarget)> {
-        let targets = self.targets.lock().expect("stats lock");
-        let (fresh, seen): (Vec<_>, Vec<_>) = targets.iter().partition(|(_, t)| !t.refreshed);
-        fresh
-            .into_iter()
-            .chain(seen)
-            .map(|(key, t)| (key.clone(), t.target.clone()))
-            .collect()
+    fn len(&self) -> usize {
+        self.targets.lock().expect("stats lock").len()
     }
 
-    /// Marks a refresh; returns true when the status must be written.
-    fn refreshed(&self, key: &ObjectKey, target: &StatsTarget, stats: &StatusStats) -> bool {
+    /// A target never visited yet, marked visited: a new repository does not wait a cycle.
+    fn next_new(&self) -> Option<(ObjectKey, StatsTarget)> {
         let mut targets = self.targets.lock().expect("stats lock");
-        match targets.get_mut(key) {
-            Some(tracked) if &tracked.target == target => {
-                tracked.refreshed = true;
-                tracked.written.as_ref() != Some(stats)
-            }
-            // untracked or retargeted meanwhile: this result is stale
-            _ => false,
-        }
+        let (key, tracked) = targets.iter_mut().find(|(_, t)| !t.visited)?;
+        tracked.visited = true;
+        Some((key.clone(), tracked.target.clone()))
+    }
+
+    /// The target after `cursor` in key order, wrapping around: one step of the cycle.
+    fn next_after(&self, cursor: Option<&ObjectKey>) -> Option<(ObjectKey, StatsTarget)> {
+        let targets = self.targets.lock().expect("stats lock");
+        let after = cursor.and_then(|c| {
+            targets
+                .range::<ObjectKey, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
+                .next()
+        });
+        after
+            .or_else(|| targets.iter().next())
+            .map(|(key, tracked)| (key.clone(), tracked.target.clone()))
+    }
+
+    /// Whether `stats` must be written: the target is still tracked as read and its status
+    /// holds something else.
+    fn needs_write(&self, key: &ObjectKey, target: &StatsTarget, stats: &StatusStats) -> bool {
+        let targets = self.targets.lock().expect("stats lock");
+        // untracked or retargeted meanwhile: this result is stale
+        targets
+            .get(key)
+            .is_some_and(|tracked| &tracked.target == target && tracked.written.as_ref() != Some(stats))
     }
 
     fn written(&self, key: &ObjectKey, stats: StatusStats) {
@@ -128,18 +144,21 @@ pub fn pause_between(interval: Duration, targets: usize) -> Duration {
     interval / u32::try_from(targets.max(1)).unwrap_or(u32::MAX)
 }
 
-/// Runs until dropped (the leader term ends).
+/// Runs until dropped (the leader term ends): new targets at once, then one step of the cycle
+/// per pause, so that each repository is read once per `interval`.
 pub async fn refresh_loop(ctx: &Context, interval: Duration) {
+    let mut cursor: Option<ObjectKey> = None;
     loop {
-        let targets = ctx.stats.visiting_order();
-        if targets.is_empty() {
-            tokio::time::sleep(interval.min(Duration::from_secs(2))).await;
-            continue;
-        }
-        let pause = pause_between(interval, targets.len());
-        for (key, target) in targets {
+        while let Some((key, target)) = ctx.stats.next_new() {
             refresh(ctx, &key, &target).await;
-            tokio::time::sleep(pause).await;
+        }
+        if let Some((key, target)) = ctx.stats.next_after(cursor.as_ref()) {
+            refresh(ctx, &key, &target).await;
+            cursor = Some(key);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause_between(interval, ctx.stats.len())) => {}
+            _ = ctx.stats.added.notified() => {}
         }
     }
 }
@@ -162,7 +181,7 @@ async fn refresh(ctx: &Context, key: &ObjectKey, target: &StatsTarget) {
         },
     );
     let stats = StatusStats::from_images(&images);
-    if !ctx.stats.refreshed(key, target, &stats) {
+    if !ctx.stats.needs_write(key, target, &stats) {
         return;
     }
     let patch = serde_json::json!({
@@ -232,36 +251,37 @@ mod tests {
             size_bytes: 10,
             last_pushed_at: None,
         };
-        assert!(!targets.refreshed(&key("api"), &target("api"), &same));
+        assert!(!targets.needs_write(&key("api"), &target("api"), &same));
         let more = StatusStats {
             image_count: 2,
             size_bytes: 20,
             last_pushed_at: None,
         };
-        assert!(targets.refreshed(&key("api"), &target("api"), &more));
+        assert!(targets.needs_write(&key("api"), &target("api"), &more));
         targets.written(&key("api"), more.clone());
-        assert!(!targets.refreshed(&key("api"), &target("api"), &more));
+        assert!(!targets.needs_write(&key("api"), &target("api"), &more));
         // a result for a target that was untracked meanwhile is dropped
         targets.untrack(&key("api"));
-        assert!(!targets.refreshed(&key("api"), &target("api"), &more));
+        assert!(!targets.needs_write(&key("api"), &target("api"), &more));
     }
 
     #[test]
-    fn new_targets_are_visited_first_and_calls_spread_over_the_interval() {
+    fn new_targets_first_then_a_wrapping_cycle_spread_over_the_interval() {
         let targets = StatsTargets::default();
         targets.track(key("a"), target("a"), None);
-        targets.refreshed(
-            &key("a"),
-            &target("a"),
-            &StatusStats {
-                image_count: 0,
-                size_bytes: 0,
-                last_pushed_at: None,
-            },
-        );
+        targets.track(key("c"), target("c"), None);
+        let first: Vec<String> = std::iter::from_fn(|| targets.next_new()).map(|(k, _)| k.1).collect();
+        assert_eq!(first, ["a", "c"]);
         targets.track(key("b"), target("b"), None);
-        let order: Vec<String> = targets.visiting_order().into_iter().map(|(k, _)| k.1).collect();
-        assert_eq!(order, ["b", "a"]);
+        assert_eq!(targets.next_new().map(|(k, _)| k.1).as_deref(), Some("b"));
+        assert_eq!(targets.next_new(), None);
+        let step = |cursor: &str| targets.next_after(Some(&key(cursor))).map(|(k, _)| k.1);
+        assert_eq!(targets.next_after(None).map(|(k, _)| k.1).as_deref(), Some("a"));
+        assert_eq!(step("a").as_deref(), Some("b"));
+        assert_eq!(step("c").as_deref(), Some("a"));
+        // a cursor whose target was untracked still moves on
+        targets.untrack(&key("b"));
+        assert_eq!(step("b").as_deref(), Some("c"));
         assert_eq!(pause_between(Duration::from_secs(3600), 3600), Duration::from_secs(1));
         assert_eq!(pause_between(Duration::from_secs(60), 0), Duration::from_secs(60));
     }

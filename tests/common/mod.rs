@@ -4,6 +4,8 @@
 
 pub mod proxy;
 
+use berth::api::EcrRepository;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -150,10 +152,17 @@ impl Operator {
         let log = dir.join(format!("berth-{namespace}{instance}.log"));
         let log_file = std::fs::File::create(&log).expect("operator log file");
         let http_addr = format!("127.0.0.1:{}", free_port());
+        // a short resync unless the test sets its own
+        let resync: &[&str] = if extra_args.contains(&"--resync-interval") {
+            &[]
+        } else {
+            &["--resync-interval", "3s"]
+        };
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["run", "--watch-namespace", namespace, "--cluster-id", &cluster_id])
-            .args(["--resync-interval", "3s", "--region", &testbed.region])
+            .args(["--region", &testbed.region])
             .args(["--metrics-addr", &http_addr, "--health-addr", &http_addr])
+            .args(resync)
             .args(extra_args)
             .env("RUST_LOG", "info,berth=debug")
             .env("AWS_ENDPOINT_URL", aws_endpoint)
@@ -273,4 +282,62 @@ pub fn image_manifest(seed: &str) -> String {
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1000, "digest": format!("sha256:{}", hex(&format!("l{seed}")))}],
     })
     .to_string()
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(40);
+
+/// One test's view of the test bed: clients and its own namespace.
+pub struct Setup {
+    pub testbed: Testbed,
+    pub client: Client,
+    pub namespace: String,
+    pub repositories: Api<EcrRepository>,
+    pub ecr: aws_sdk_ecr::Client,
+}
+
+pub async fn setup(prefix: &str) -> Option<Setup> {
+    let testbed = testbed()?;
+    let client = kube_client().await;
+    install_crds(&client).await;
+    let namespace = namespace(&client, prefix).await;
+    let repositories = Api::namespaced(client.clone(), &namespace);
+    let ecr = aws_sdk_ecr::Client::new(&sdk_config(&testbed).await);
+    Some(Setup {
+        testbed,
+        client,
+        namespace,
+        repositories,
+        ecr,
+    })
+}
+
+pub fn object(name: &str, spec: serde_json::Value) -> EcrRepository {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Waits until the object's Ready condition has `reason`, and returns the object.
+pub async fn wait_reason(api: &Api<EcrRepository>, name: &str, reason: &str, operator: &Operator) -> EcrRepository {
+    let found = wait_for(TIMEOUT, || async {
+        let object = api.get(name).await.ok()?;
+        let ready = object.status.as_ref()?.condition("Ready")?;
+        (ready.reason == reason && object.status.as_ref()?.observed_generation == object.metadata.generation)
+            .then_some(object)
+    })
+    .await;
+    if let Some(object) = found {
+        return object;
+    }
+    let current = api
+        .get(name)
+        .await
+        .map(|o| format!("{:?}", o.status))
+        .unwrap_or_default();
+    panic!(
+        "{name} never reached reason {reason}; status: {current}\n--- operator log ---\n{}",
+        operator.log_text()
+    )
 }

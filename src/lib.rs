@@ -10,5 +10,7 @@ pub mod aws;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod naming;
+pub mod policy;
 pub mod reconcile;
 pub mod telemetry;

@@ -161,18 +161,8 @@ pub fn desired_repository(
 
 /// `<cluster-id>/<namespace>/<name>`, shortened with a hash to fit AWS's 256-character tag value.
 pub fn owner_value(cluster_id: &str, namespace: &str, name: &str) -> String {
-    let full = format!("{cluster_id}/{namespace}/{name}");
-    if full.len() <= 256 {
-        return full;
-    }
-    let digest = fnv1a(full.as_bytes());
-    format!("{}~{digest:016x}", &full[..256 - 17])
-}
-
-/// A small stable hash (FNV-1a, 64 bit) for deterministic shortening of names.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    crate::naming::shorten(&format!("{cluster_id}/{namespace}/{name}"), 256, |hash| {
+        format!("~{hash:016x}")
     })
 }
 

@@ -1,0 +1,38 @@
+//! Deterministic shortening of names that AWS limits in length.
+
+/// A small stable hash (FNV-1a, 64 bit).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `full` when it fits in `max` bytes; else its start, cut on a character boundary, followed by
+/// `suffix(hash of full)`, `max` bytes at most. Two long names that differ anywhere differ here.
+pub fn shorten(full: &str, max: usize, suffix: impl Fn(u64) -> String) -> String {
+    if full.len() <= max {
+        return full.to_owned();
+    }
+    let suffix = suffix(fnv1a(full.as_bytes()));
+    let mut end = max.saturating_sub(suffix.len());
+    while !full.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &full[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_stay_and_long_ones_are_cut_with_a_hash() {
+        assert_eq!(shorten("short", 10, |h| format!("~{h:x}")), "short");
+        let a = shorten(&"a".repeat(100), 20, |h| format!("-{:08x}", h as u32));
+        let b = shorten(&format!("{}b", "a".repeat(99)), 20, |h| format!("-{:08x}", h as u32));
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, b);
+        assert!(a.starts_with("aaaaaaaaaaa-"));
+        assert_eq!(shorten(&"é".repeat(20), 15, |_| "-x".into()).len(), 14);
+    }
+}

@@ -1,0 +1,275 @@
+//! Rendering least-privilege documents from berth's own grant model: the repository policy, the
+//! GitHub Actions trust policy of a push role, and the role's inline push policy.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+pub const PULL_ACTIONS: [&str; 3] = [
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+];
+pub const PUSH_ONLY_ACTIONS: [&str; 4] = [
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+];
+/// ECR's limit on a repository policy.
+pub const REPOSITORY_POLICY_MAX: usize = 10_240;
+/// IAM's default limit on a role trust policy.
+pub const TRUST_POLICY_MAX: usize = 2_048;
+pub const GITHUB_OIDC_HOST: &str = "token.actions.githubusercontent.com";
+pub const GITHUB_AUDIENCE: &str = "sts.amazonaws.com";
+/// Every statement berth renders has a Sid with this prefix: a policy holding one is berth's.
+pub const SID_PREFIX: &str = "Berth";
+
+/// Who a grant is for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Principal {
+    /// An AWS account (its root ARN).
+    Account(String),
+    /// Every principal of an AWS Organization: `*` with an `aws:PrincipalOrgID` condition.
+    Organization(String),
+    /// An IAM principal ARN; `*` is everyone.
+    Arn(String),
+    /// An AWS service principal, e.g. `lambda.amazonaws.com`.
+    Service(String),
+}
+
+/// The grants of one repository, in berth's terms.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Access {
+    pub pull: Vec<Principal>,
+    pub push: Vec<Principal>,
+    /// Raw statements from `spec.extraPolicyStatements`, appended as they are.
+    pub extra_statements: Vec<Value>,
+}
+
+impl Access {
+    pub fn is_empty(&self) -> bool {
+        self.pull.is_empty() && self.push.is_empty() && self.extra_statements.is_empty()
+    }
+}
+
+/// Why a policy cannot be rendered; the message names the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RenderError(pub String);
+
+fn actions(push: bool) -> Vec<&'static str> {
+    let mut actions: Vec<&str> = PULL_ACTIONS.to_vec();
+    if push {
+        actions.extend(PUSH_ONLY_ACTIONS);
+    }
+    actions
+}
+
+/// The statements for one access level: one for named principals, one for organizations.
+fn grant_statements(level: &str, principals: &[Principal], push: bool) -> Vec<Value> {
+    let mut aws = BTreeSet::new();
+    let mut services = BTreeSet::new();
+    let mut organizations = BTreeSet::new();
+    for principal in principals {
+        match principal {
+            Principal::Account(id) => {
+                aws.insert(format!("arn:aws:iam::{id}:root"));
+            }
+            Principal::Arn(arn) => {
+                aws.insert(arn.clone());
+            }
+            Principal::Service(service) => {
+                services.insert(service.clone());
+            }
+            Principal::Organization(id) => {
+                organizations.insert(id.clone());
+            }
+        }
+    }
+    let mut statements = Vec::new();
+    if !aws.is_empty() || !services.is_empty() {
+        let mut principal = serde_json::Map::new();
+        if !aws.is_empty() {
+            principal.insert("AWS".into(), json!(aws));
+        }
+        if !services.is_empty() {
+            principal.insert("Service".into(), json!(services));
+        }
+        statements.push(json!({
+            "Sid": format!("{SID_PREFIX}{level}"),
+            "Effect": "Allow",
+            "Principal": principal,
+            "Action": actions(push),
+        }));
+    }
+    if !organizations.is_empty() {
+        statements.push(json!({
+            "Sid": format!("{SID_PREFIX}{level}Organizations"),
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": actions(push),
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": organizations}},
+        }));
+    }
+    statements
+}
+
+/// Whether a statement allows everyone with no condition.
+fn is_public(statement: &Value) -> bool {
+    let everyone = |principal: &Value| match principal {
+        Value::String(s) => s == "*",
+        Value::Array(items) => items.iter().any(|i| i == "*"),
+        _ => false,
+    };
+    let principal = &statement["Principal"];
+    let public_principal = everyone(principal) || principal.as_object().is_some_and(|p| p.values().any(everyone));
+    statement["Effect"] == "Allow" && public_principal && statement.get("Condition").is_none_or(|c| c.is_null())
+}
+
+/// Renders the repository policy, or None when there is nothing to grant. `push_role_arn` is
+/// berth's GitHub Actions push role, granted push. Refuses public access unless allowed, and
+/// anything over ECR's size limit, before any call.
+pub fn repository_policy(
+    access: &Access,
+    push_role_arn: Option<&str>,
+    allow_public: bool,
+) -> Result<Option<Value>, RenderError> {
+    let mut push = access.push.clone();
+    if let Some(arn) = push_role_arn {
+        push.push(Principal::Arn(arn.to_owned()));
+    }
+    if access.pull.is_empty() && push.is_empty() && access.extra_statements.is_empty() {
+        return Ok(None);
+    }
+    let mut statements = grant_statements("Pull", &access.pull, false);
+    statements.extend(grant_statements("Push", &push, true));
+    for (index, statement) in access.extra_statements.iter().enumerate() {
+        if !statement.is_object() || statement.get("Effect").is_none() {
+            return Err(RenderError(format!(
+                "spec.extraPolicyStatements[{index}] must be an IAM statement object with an Effect"
+            )));
+        }
+        statements.push(statement.clone());
+    }
+    if !allow_public && let Some(index) = statements.iter().position(is_public) {
+        let field = match index.checked_sub(statements.len() - access.extra_statements.len()) {
+            Some(extra) => format!("spec.extraPolicyStatements[{extra}]"),
+            None => "spec.access".to_owned(),
+        };
+        return Err(RenderError(format!(
+            "{field} grants access to everyone (principal *) without a condition; the operator refuses public repositories unless it runs with --allow-public-access"
+        )));
+    }
+    let document = json!({"Version": "2012-10-17", "Statement": statements});
+    let size = document.to_string().len();
+    if size > REPOSITORY_POLICY_MAX {
+        return Err(RenderError(format!(
+            "spec.access renders a repository policy of {size} characters; ECR accepts at most {REPOSITORY_POLICY_MAX}"
+        )));
+    }
+    Ok(Some(document))
+}
+
+/// One GitHub repository allowed to push, with the refs and environments it may push from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GithubPusher {
+    pub repository: String,
+    pub refs: Vec<String>,
+    pub environments: Vec<String>,
+}
+
+/// The `sub` claims GitHub issues for these pushers, in a stable order.
+pub fn github_subjects(pushers: &[GithubPusher]) -> BTreeSet<String> {
+    let mut subjects = BTreeSet::new();
+    for pusher in pushers {
+        for reference in &pusher.refs {
+            subjects.insert(format!("repo:{}:ref:{reference}", pusher.repository));
+        }
+        for environment in &pusher.environments {
+            subjects.insert(format!("repo:{}:environment:{environment}", pusher.repository));
+        }
+    }
+    subjects
+}
+
+/// The trust policy of a push role: web identity from the GitHub OIDC provider, audience
+/// `sts.amazonaws.com`, `sub` exactly one of the declared refs/environments (`StringLike` only
+/// for the patterns that use a wildcard, in a statement of their own since conditions of one
+/// statement must all hold).
+pub fn github_trust_policy(provider_arn: &str, pushers: &[GithubPusher]) -> Result<Value, RenderError> {
+    let subjects = github_subjects(pushers);
+    let (patterns, exact): (Vec<String>, Vec<String>) =
+        subjects.into_iter().partition(|s| s.contains('*') || s.contains('?'));
+    let audience_key = format!("{GITHUB_OIDC_HOST}:aud");
+    let subject_key = format!("{GITHUB_OIDC_HOST}:sub");
+    let statement = |sid: String, subjects: &[String], wildcard: bool| {
+        let condition = if wildcard {
+            json!({"StringEquals": {audience_key.clone(): GITHUB_AUDIENCE}, "StringLike": {subject_key.clone(): subjects}})
+        } else {
+            json!({"StringEquals": {audience_key.clone(): GITHUB_AUDIENCE, subject_key.clone(): subjects}})
+        };
+        json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": condition,
+        })
+    };
+    let mut statements = Vec::new();
+    if !exact.is_empty() {
+        statements.push(statement(format!("{SID_PREFIX}GitHubActions"), &exact, false));
+    }
+    if !patterns.is_empty() {
+        statements.push(statement(format!("{SID_PREFIX}GitHubActionsPatterns"), &patterns, true));
+    }
+    if statements.is_empty() {
+        return Err(RenderError(
+            "spec.access.push[].githubActions needs at least one ref or environment".into(),
+        ));
+    }
+    let document = json!({"Version": "2012-10-17", "Statement": statements});
+    let size = document.to_string().len();
+    if size > TRUST_POLICY_MAX {
+        return Err(RenderError(format!(
+            "spec.access.push[].githubActions renders a trust policy of {size} characters; IAM accepts at most {TRUST_POLICY_MAX}: declare fewer refs/environments or use a wildcard"
+        )));
+    }
+    Ok(document)
+}
+
+/// The inline policy of a push role: an authorization token (which ECR only grants on `*`) and
+/// push to this one repository.
+pub fn push_role_inline_policy(repository_arn: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": format!("{SID_PREFIX}AuthorizationToken"), "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Sid": format!("{SID_PREFIX}Push"), "Effect": "Allow", "Action": actions(true), "Resource": repository_arn},
+        ]
+    })
+}
+
+/// Whether berth wrote this policy: one of its statements carries berth's Sid prefix.
+pub fn is_berth_policy(document: &Value) -> bool {
+    let statements = match &document["Statement"] {
+        Value::Array(items) => items.clone(),
+        single => vec![single.clone()],
+    };
+    statements
+        .iter()
+        .any(|s| s["Sid"].as_str().is_some_and(|sid| sid.starts_with(SID_PREFIX)))
+}
+
+/// The push role's name: `<namespace>-<name>-push`, cut to IAM's 64 characters with a short
+/// hash of the full name when longer, so that it stays unique and deterministic.
+pub fn push_role_name(namespace: &str, name: &str) -> String {
+    crate::naming::shorten(&format!("{namespace}-{name}-push"), 64, |hash| {
+        format!("-{:08x}-push", hash as u32)
+    })
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

@@ -1,0 +1,209 @@
+use serde_json::json;
+
+use super::*;
+use crate::policy::equivalent;
+
+const PULL: [&str; 3] = PULL_ACTIONS;
+const PUSH: [&str; 7] = [
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+];
+
+fn access(pull: Vec<Principal>, push: Vec<Principal>) -> Access {
+    Access {
+        pull,
+        push,
+        extra_statements: vec![],
+    }
+}
+
+#[test]
+fn each_principal_kind_renders_least_privilege() {
+    let access = access(
+        vec![
+            Principal::Account("111122223333".into()),
+            Principal::Organization("o-a1b2c3d4e5".into()),
+            Principal::Arn("arn:aws:iam::111122223333:role/eks-nodes".into()),
+            Principal::Service("lambda.amazonaws.com".into()),
+        ],
+        vec![Principal::Arn("arn:aws:iam::111122223333:role/legacy-ci".into())],
+    );
+    let policy = repository_policy(
+        &access,
+        Some("arn:aws:iam::123456789012:role/berth/team-api-push"),
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    let expected = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "BerthPull", "Effect": "Allow", "Action": PULL,
+         "Principal": {"AWS": ["arn:aws:iam::111122223333:role/eks-nodes", "arn:aws:iam::111122223333:root"], "Service": ["lambda.amazonaws.com"]}},
+        {"Sid": "BerthPullOrganizations", "Effect": "Allow", "Action": PULL, "Principal": "*",
+         "Condition": {"StringEquals": {"aws:PrincipalOrgID": ["o-a1b2c3d4e5"]}}},
+        {"Sid": "BerthPush", "Effect": "Allow", "Action": PUSH,
+         "Principal": {"AWS": ["arn:aws:iam::111122223333:role/legacy-ci", "arn:aws:iam::123456789012:role/berth/team-api-push"]}},
+    ]});
+    assert_eq!(policy, expected);
+    // deterministic: the same input renders the same text
+    let again = repository_policy(
+        &access,
+        Some("arn:aws:iam::123456789012:role/berth/team-api-push"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(again.unwrap().to_string(), policy.to_string());
+}
+
+#[test]
+fn nothing_to_grant_renders_no_policy() {
+    assert_eq!(repository_policy(&Access::default(), None, false), Ok(None));
+    let role_only = repository_policy(&Access::default(), Some("arn:aws:iam::1:role/r"), false).unwrap();
+    assert!(role_only.is_some());
+}
+
+#[test]
+fn public_access_is_refused_unless_allowed() {
+    let public = access(vec![Principal::Arn("*".into())], vec![]);
+    let error = repository_policy(&public, None, false).unwrap_err();
+    assert!(
+        error.0.contains("spec.access") && error.0.contains("--allow-public-access"),
+        "{error}"
+    );
+    assert!(repository_policy(&public, None, true).unwrap().is_some());
+
+    // an organization grant is `*` with a condition: not public
+    let organization = access(vec![Principal::Organization("o-a1b2c3d4e5".into())], vec![]);
+    assert!(repository_policy(&organization, None, false).is_ok());
+
+    let mut extra = Access {
+        extra_statements: vec![
+            json!({"Sid": "Ok", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "ecr:BatchGetImage"}),
+            json!({"Sid": "Open", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "ecr:BatchGetImage"}),
+        ],
+        ..Default::default()
+    };
+    let error = repository_policy(&extra, None, false).unwrap_err();
+    assert!(error.0.starts_with("spec.extraPolicyStatements[1]"), "{error}");
+    // a Deny for everyone is not public access
+    extra.extra_statements[1]["Effect"] = json!("Deny");
+    assert!(repository_policy(&extra, None, false).is_ok());
+}
+
+#[test]
+fn extra_statements_must_be_statements() {
+    let extra = Access {
+        extra_statements: vec![json!("ecr:*")],
+        ..Default::default()
+    };
+    let error = repository_policy(&extra, None, false).unwrap_err();
+    assert!(error.0.contains("spec.extraPolicyStatements[0]"), "{error}");
+}
+
+#[test]
+fn oversized_policies_are_refused_before_any_call() {
+    let many: Vec<Principal> = (0..200)
+        .map(|i| {
+            Principal::Arn(format!(
+                "arn:aws:iam::111122223333:role/some-rather-long-role-name-{i:04}"
+            ))
+        })
+        .collect();
+    let error = repository_policy(&access(many, vec![]), None, false).unwrap_err();
+    assert!(error.0.contains("at most 10240"), "{error}");
+
+    let pusher = GithubPusher {
+        repository: "acme/payments-api".into(),
+        refs: (0..60).map(|i| format!("refs/heads/release-{i:03}")).collect(),
+        environments: vec![],
+    };
+    let error = github_trust_policy("arn:aws:iam::1:oidc-provider/x", &[pusher]).unwrap_err();
+    assert!(error.0.contains("at most 2048"), "{error}");
+}
+
+#[test]
+fn subjects_for_refs_and_environments() {
+    let pushers = [GithubPusher {
+        repository: "acme/payments-api".into(),
+        refs: vec!["refs/heads/main".into(), "refs/tags/v*".into()],
+        environments: vec!["production".into()],
+    }];
+    let subjects: Vec<String> = github_subjects(&pushers).into_iter().collect();
+    assert_eq!(
+        subjects,
+        [
+            "repo:acme/payments-api:environment:production",
+            "repo:acme/payments-api:ref:refs/heads/main",
+            "repo:acme/payments-api:ref:refs/tags/v*",
+        ]
+    );
+}
+
+#[test]
+fn trust_policy_uses_string_like_only_for_wildcards() {
+    let provider = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
+    let pushers = [GithubPusher {
+        repository: "acme/payments-api".into(),
+        refs: vec!["refs/heads/main".into(), "refs/tags/v*".into()],
+        environments: vec![],
+    }];
+    let trust = github_trust_policy(provider, &pushers).unwrap();
+    let expected = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "BerthGitHubActions", "Effect": "Allow", "Principal": {"Federated": provider},
+         "Action": "sts:AssumeRoleWithWebIdentity",
+         "Condition": {"StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": ["repo:acme/payments-api:ref:refs/heads/main"]}}},
+        {"Sid": "BerthGitHubActionsPatterns", "Effect": "Allow", "Principal": {"Federated": provider},
+         "Action": "sts:AssumeRoleWithWebIdentity",
+         "Condition": {
+            "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+            "StringLike": {"token.actions.githubusercontent.com:sub": ["repo:acme/payments-api:ref:refs/tags/v*"]}}},
+    ]});
+    assert_eq!(trust, expected);
+
+    // exact refs only: one statement, no StringLike at all
+    let exact = [GithubPusher {
+        refs: vec!["refs/heads/main".into()],
+        ..pushers[0].clone()
+    }];
+    let trust = github_trust_policy(provider, &exact).unwrap();
+    assert_eq!(trust["Statement"].as_array().unwrap().len(), 1);
+    assert!(!trust.to_string().contains("StringLike"));
+
+    let nothing = [GithubPusher {
+        refs: vec![],
+        ..pushers[0].clone()
+    }];
+    assert!(github_trust_policy(provider, &nothing).is_err());
+}
+
+#[test]
+fn inline_policy_scopes_push_to_one_repository() {
+    let arn = "arn:aws:ecr:eu-west-1:123456789012:repository/team/api";
+    let policy = push_role_inline_policy(arn);
+    let expected = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
+        {"Effect": "Allow", "Action": PUSH, "Resource": [arn]},
+    ]});
+    assert!(equivalent(&policy, &expected), "{policy}");
+    assert!(is_berth_policy(&policy));
+    assert!(!is_berth_policy(
+        &json!({"Statement": {"Sid": "Mine", "Effect": "Allow"}})
+    ));
+}
+
+#[test]
+fn role_names_are_deterministic_and_fit_iam() {
+    assert_eq!(push_role_name("payments", "payments-api"), "payments-payments-api-push");
+    let long = push_role_name(&"n".repeat(63), &"r".repeat(200));
+    assert_eq!(long.len(), 64);
+    assert!(long.ends_with("-push"));
+    assert_eq!(long, push_role_name(&"n".repeat(63), &"r".repeat(200)));
+    assert_ne!(long, push_role_name(&"n".repeat(63), &"r".repeat(199)));
+    assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
+}

@@ -35,6 +35,28 @@ pub struct RunArgs {
     #[arg(long, env = "BERTH_HEALTH_ADDR", default_value = "127.0.0.1:8081")]
     pub health_addr: SocketAddr,
 
+    /// IAM path of every role berth creates (e.g. /berth/); scope berth's own IAM permissions to it.
+    #[arg(long, env = "BERTH_IAM_ROLE_PATH", default_value = "/berth/", value_parser = parse_iam_path)]
+    pub iam_role_path: String,
+
+    /// Permissions boundary attached to every role berth creates, so that berth cannot grant more
+    /// than the boundary allows.
+    #[arg(long, env = "BERTH_IAM_PERMISSIONS_BOUNDARY")]
+    pub iam_permissions_boundary: Option<String>,
+
+    /// ARN of the IAM OIDC provider for GitHub Actions; default: the account's provider for
+    /// token.actions.githubusercontent.com.
+    #[arg(long, env = "BERTH_GITHUB_OIDC_PROVIDER_ARN")]
+    pub github_oidc_provider_arn: Option<String>,
+
+    /// Create (and tag) the GitHub Actions OIDC provider when the account has none.
+    #[arg(long, env = "BERTH_CREATE_GITHUB_OIDC_PROVIDER")]
+    pub create_github_oidc_provider: bool,
+
+    /// Allow grants to everyone (principal `*` without a condition); refused as InvalidSpec otherwise.
+    #[arg(long, env = "BERTH_ALLOW_PUBLIC_ACCESS")]
+    pub allow_public_access: bool,
+
     /// How often each repository's image count, size and last push are refreshed; the
     /// DescribeImages calls are spread evenly over the interval.
     #[arg(long, env = "BERTH_STATS_INTERVAL", default_value = "1h", value_parser = parse_duration)]
@@ -69,6 +91,22 @@ pub struct RunArgs {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+/// An IAM path: `/`, or `/` followed by path components each ending in `/`.
+pub fn parse_iam_path(text: &str) -> Result<String, String> {
+    let valid = text.starts_with('/')
+        && text.ends_with('/')
+        && text.len() <= 512
+        && text.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        && !text.contains("//");
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{text}' is not an IAM path such as /berth/ (starts and ends with /)"
+        ))
+    }
 }
 
 /// Parses `90s`, `10m`, `1h`, `1h30m` or a plain number of seconds.
@@ -119,5 +157,16 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5m3").is_err());
+    }
+
+    #[test]
+    fn parses_iam_paths() {
+        assert_eq!(parse_iam_path("/berth/"), Ok("/berth/".into()));
+        assert_eq!(parse_iam_path("/"), Ok("/".into()));
+        assert!(parse_iam_path("/teams/ci/").is_ok());
+        assert!(parse_iam_path("berth/").is_err());
+        assert!(parse_iam_path("/berth").is_err());
+        assert!(parse_iam_path("/a//b/").is_err());
+        assert!(parse_iam_path("/with space/").is_err());
     }
 }

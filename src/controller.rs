@@ -23,7 +23,7 @@ pub use leader::{Leadership, campaign};
 pub use shutdown::Shutdown;
 
 use crate::api::EcrRepository;
-use crate::aws::{AwsClients, EcrRegistry, Registry, RepositoryObserver, load_sdk_config};
+use crate::aws::{AwsClients, EcrRegistry, Iam, IamClient, Registry, RepositoryObserver, load_sdk_config};
 use crate::config::RunArgs;
 use crate::error::Error;
 use crate::reconcile::repository::{self, desired::ValidationSettings};
@@ -35,10 +35,24 @@ pub const REPOSITORY_KIND: &str = "EcrRepository";
 /// Namespace/name of an object, for the per-object maps below.
 pub use crate::telemetry::ObjectKey;
 
+/// How berth manages push roles (`--iam-*`, `--github-oidc-provider-arn`,
+/// `--create-github-oidc-provider`).
+#[derive(Clone, Debug, Default)]
+pub struct RoleSettings {
+    pub path: String,
+    pub permissions_boundary: Option<String>,
+    pub github_provider_arn: Option<String>,
+    pub create_github_provider: bool,
+}
+
 /// Everything a reconcile needs; shared by all controllers.
 pub struct Context {
     pub client: Client,
     pub registry: Arc<dyn Registry>,
+    pub iam: Arc<dyn Iam>,
+    pub roles: RoleSettings,
+    /// The GitHub OIDC provider's ARN, looked up (or created) once.
+    pub github_provider: tokio::sync::OnceCell<String>,
     pub observer: RepositoryObserver,
     pub recorder: Recorder,
     pub validation: ValidationSettings,
@@ -52,15 +66,21 @@ pub struct Context {
 }
 
 impl Context {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         registry: Arc<dyn Registry>,
+        iam: Arc<dyn Iam>,
+        roles: RoleSettings,
         validation: ValidationSettings,
         resync_interval: Duration,
         reporter: Reporter,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            iam,
+            roles,
+            github_provider: tokio::sync::OnceCell::new(),
             metrics,
             stats: StatsTargets::default(),
             recorder: Recorder::new(client.clone(), reporter),
@@ -253,7 +273,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no AWS region: pass --region or set AWS_REGION"))?;
     let cluster_id = cluster_id(&client, args.cluster_id.clone()).await?;
     let aws = AwsClients::new(load_sdk_config(&region).await, metrics.aws.clone());
-    let registry: Arc<dyn Registry> = Arc::new(EcrRegistry::new(aws));
+    let registry: Arc<dyn Registry> = Arc::new(EcrRegistry::new(aws.clone()));
+    let iam: Arc<dyn Iam> = Arc::new(IamClient::new(&aws));
+    let roles = RoleSettings {
+        path: args.iam_role_path.clone(),
+        permissions_boundary: args.iam_permissions_boundary.clone(),
+        github_provider_arn: args.github_oidc_provider_arn.clone(),
+        create_github_provider: args.create_github_oidc_provider,
+    };
     let reporter = Reporter {
         controller: "berth".into(),
         instance: std::env::var("POD_NAME")
@@ -264,10 +291,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         default_region: region.clone(),
         cluster_id: cluster_id.clone(),
         require_namespace_prefix: args.require_namespace_prefix,
+        allow_public_access: args.allow_public_access,
+        iam_role_path: args.iam_role_path.clone(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
         registry,
+        iam,
+        roles,
         validation,
         args.resync_interval,
         reporter,

@@ -17,6 +17,9 @@ pub enum Error {
     /// deletionPolicy Delete, but the repository still holds images and forceDelete is false.
     #[error("{0}")]
     DeletionBlocked(String),
+    /// The operator's own configuration cannot serve this spec (e.g. no GitHub OIDC provider).
+    #[error("{0}")]
+    Configuration(String),
     #[error(transparent)]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -31,6 +34,7 @@ impl Error {
             Error::AdoptionRequired(_) => "AdoptionRequired",
             Error::OwnedByOther(_) => "OwnedByOther",
             Error::DeletionBlocked(_) => "DeletionBlocked",
+            Error::Configuration(_) => "OperatorConfiguration",
             Error::Aws(aws) => aws.kind.reason(),
             Error::Kube(_) => "KubernetesError",
         }
@@ -43,6 +47,7 @@ impl Error {
             Error::AdoptionRequired(_) => "adoption_required",
             Error::OwnedByOther(_) => "owned_by_other",
             Error::DeletionBlocked(_) => "deletion_blocked",
+            Error::Configuration(_) => "configuration",
             Error::Aws(aws) => aws.kind.metric_label(),
             Error::Kube(_) => "kubernetes",
         }

@@ -70,6 +70,15 @@ impl Registry for Counting {
     async fn image_stats(&self, region: &str, name: &str) -> Result<ImageStats, AwsError> {
         self.inner.image_stats(region, name).await
     }
+    async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
+        self.inner.get_repository_policy(region, name).await
+    }
+    async fn set_repository_policy(&self, region: &str, name: &str, policy: &str) -> Result<(), AwsError> {
+        self.inner.set_repository_policy(region, name, policy).await
+    }
+    async fn delete_repository_policy(&self, region: &str, name: &str) -> Result<(), AwsError> {
+        self.inner.delete_repository_policy(region, name).await
+    }
 }
 
 #[tokio::test]

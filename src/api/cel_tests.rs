@@ -100,3 +100,32 @@ fn mutable_fields_may_change() {
     )
     .unwrap();
 }
+
+#[test]
+fn access_grants_name_exactly_one_principal() {
+    let valid = serde_json::json!({"access": {
+        "pull": [{"accountId": "111122223333"}, {"organizationId": "o-a1b2c3d4e5"}, {"service": "lambda.amazonaws.com"}],
+        "push": [
+            {"arn": "arn:aws:iam::111122223333:role/legacy-ci"},
+            {"githubActions": {"repository": "acme/api", "refs": ["refs/heads/main"]}},
+            {"githubActions": {"repository": "acme/api", "environments": ["production"]}},
+        ],
+    }});
+    validate_cel(&repository(valid)).unwrap();
+    rejects(
+        serde_json::json!({"access": {"pull": [{"accountId": "111122223333", "arn": "arn:aws:iam::111122223333:root"}]}}),
+        "spec.access.pull[]: set exactly one",
+    );
+    rejects(
+        serde_json::json!({"access": {"pull": [{}]}}),
+        "spec.access.pull[]: set exactly one",
+    );
+    rejects(
+        serde_json::json!({"access": {"push": [{"accountId": "111122223333", "githubActions": {"repository": "a/b", "refs": ["refs/heads/main"]}}]}}),
+        "spec.access.push[]: set exactly one",
+    );
+    rejects(
+        serde_json::json!({"access": {"push": [{"githubActions": {"repository": "a/b"}}]}}),
+        "at least one ref or environment",
+    );
+}

@@ -2,11 +2,13 @@
 // kube-derive takes one `printcolumn(...)` per column, which clippy reads as repeated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+mod access;
 mod conditions;
 mod lifecycle_policy;
 mod repository;
 mod scan_policy;
 
+pub use access::*;
 pub use conditions::{ConditionStatus, Conditions, set_condition};
 pub use lifecycle_policy::*;
 pub use repository::*;

@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::access::RepositoryAccess;
 use super::conditions::Conditions;
 
 /// ECR's repository name grammar: lowercase path components separated by `/`.
@@ -97,6 +98,15 @@ pub struct EcrRepositorySpec {
             .message("spec.tags: keys must be 1 to 128 characters"),
     )]
     pub tags: BTreeMap<String, String>,
+
+    /// Who may pull and push; rendered into the repository policy. Without it berth leaves the
+    /// repository policy alone (and removes one it wrote earlier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<RepositoryAccess>,
+
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::access::extra_statements_schema")]
+    pub extra_policy_statements: Vec<serde_json::Value>,
 
     /// What happens in AWS when this object is deleted: Retain (default) leaves the repository;
     /// Delete removes what berth created.

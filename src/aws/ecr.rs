@@ -84,6 +84,10 @@ pub trait Registry: Send + Sync {
     async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError>;
     /// Image count, total size and newest push (paginated DescribeImages).
     async fn image_stats(&self, region: &str, name: &str) -> Result<ImageStats, AwsError>;
+    /// The repository policy text, or None when the repository has none.
+    async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError>;
+    async fn set_repository_policy(&self, region: &str, name: &str, policy: &str) -> Result<(), AwsError>;
+    async fn delete_repository_policy(&self, region: &str, name: &str) -> Result<(), AwsError>;
 }
 
 /// The SDK-backed registry; clients are built per region from one shared configuration.
@@ -343,6 +347,57 @@ impl Registry for EcrRegistry {
             images.push((image.image_size_in_bytes(), image.image_pushed_at().map(|t| t.secs())));
         }
         Ok(ImageStats::from_images(images))
+    }
+
+    async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
+        match self
+            .client(region)
+            .get_repository_policy()
+            .repository_name(name)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output.policy_text().map(str::to_owned)),
+            Err(e) => {
+                let error = AwsError::from_sdk("GetRepositoryPolicy", e);
+                if error.is_code("RepositoryPolicyNotFoundException") {
+                    Ok(None)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    async fn set_repository_policy(&self, region: &str, name: &str, policy: &str) -> Result<(), AwsError> {
+        self.client(region)
+            .set_repository_policy()
+            .repository_name(name)
+            .policy_text(policy)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("SetRepositoryPolicy", e))?;
+        Ok(())
+    }
+
+    async fn delete_repository_policy(&self, region: &str, name: &str) -> Result<(), AwsError> {
+        match self
+            .client(region)
+            .delete_repository_policy()
+            .repository_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let error = AwsError::from_sdk("DeleteRepositoryPolicy", e);
+                if error.is_code("RepositoryPolicyNotFoundException") {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
     }
 }
 

@@ -3,11 +3,13 @@
 
 mod ecr;
 mod error;
+mod iam;
 mod interceptor;
 mod observer;
 
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AwsError, AwsErrorKind, classify_outcome};
+pub use iam::{Iam, IamClient, NewRole, ObservedRole};
 pub use interceptor::{MetricsInterceptor, attempt_outcome, error_code};
 pub use observer::RepositoryObserver;
 

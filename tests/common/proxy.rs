@@ -23,6 +23,8 @@ struct Shared {
     calls: Arc<Mutex<Vec<String>>>,
     /// Every n-th matching request is throttled (0: never).
     throttle_every: Arc<AtomicU32>,
+    /// Operation → (AWS error code, message) to answer its next request with.
+    fail_next: Arc<Mutex<BTreeMap<String, (String, String)>>>,
     seen: Arc<AtomicU32>,
 }
 
@@ -51,7 +53,18 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     };
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let operation = operation(target, &body);
-    shared.calls.lock().unwrap().push(operation);
+    shared.calls.lock().unwrap().push(operation.clone());
+
+    let injected = shared.fail_next.lock().unwrap().remove(&operation);
+    if let Some((code, message)) = injected {
+        let body = format!(r#"{{"__type":"{code}","message":"{message}"}}"#);
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/x-amz-json-1.1")],
+            body,
+        )
+            .into_response();
+    }
 
     let every = shared.throttle_every.load(Ordering::SeqCst);
     if every > 0 && shared.seen.fetch_add(1, Ordering::SeqCst) % every == 0 {
@@ -96,6 +109,7 @@ impl AwsProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             calls: Arc::default(),
             throttle_every: Arc::default(),
+            fail_next: Arc::default(),
             seen: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -112,6 +126,16 @@ impl AwsProxy {
     pub fn throttle_every(&self, n: u32) {
         self.shared.seen.store(0, Ordering::SeqCst);
         self.shared.throttle_every.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers the next request of `operation` (a JSON-protocol API such as ECR) with this
+    /// AWS error, as AWS would and moto cannot.
+    pub fn fail_next(&self, operation: &str, code: &str, message: &str) {
+        self.shared
+            .fail_next
+            .lock()
+            .unwrap()
+            .insert(operation.to_owned(), (code.to_owned(), message.to_owned()));
     }
 
     /// Requests seen so far, by operation.

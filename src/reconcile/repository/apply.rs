@@ -9,6 +9,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::apply_access::{apply_access, delete_push_role, role_name_of};
 use super::desired::{DesiredRepository, desired_repository};
 use super::plan::{Change, ObservedState, Ownership, ownership, plan};
 use super::status::{Outcome, READY, needs_write, repository_status};
@@ -105,25 +106,36 @@ async fn apply(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
                     "imageTagMutability set to {:?} with exclusions {:?}",
                     settings.tag_mutability, settings.mutability_exclusions
                 );
-                report_change(ctx, repository, drift_only, &change, &note).await;
+                report_change(ctx, repository, drift_only, change.field(), change.operation(), &note).await;
             }
             Change::Tag(tags) => {
                 let arn = current.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
                 ctx.registry.tag_resource(&desired.region, &arn, tags).await?;
                 let keys: Vec<&String> = tags.keys().collect();
-                report_change(ctx, repository, drift_only, &change, &format!("tags set: {keys:?}")).await;
+                let note = format!("tags set: {keys:?}");
+                report_change(ctx, repository, drift_only, change.field(), change.operation(), &note).await;
             }
             Change::Untag(keys) => {
                 let arn = current.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
                 ctx.registry.untag_resource(&desired.region, &arn, keys).await?;
-                report_change(ctx, repository, drift_only, &change, &format!("tags removed: {keys:?}")).await;
+                let note = format!("tags removed: {keys:?}");
+                report_change(ctx, repository, drift_only, change.field(), change.operation(), &note).await;
             }
         }
     }
     let current = current.expect("a repository exists after planning and applying");
     ctx.observer.record(&desired.region, current.clone()).await;
 
-    write_status(repository, ctx, Outcome::Synced(&current)).await?;
+    let push_role_arn = apply_access(repository, ctx, &desired, &current.arn, drift_only).await?;
+    write_status(
+        repository,
+        ctx,
+        Outcome::Synced {
+            repository: &current,
+            push_role_arn,
+        },
+    )
+    .await?;
     ctx.stats.track(
         key.clone(),
         StatsTarget {
@@ -193,21 +205,34 @@ fn check_identity_unchanged(repository: &EcrRepository, desired: &DesiredReposit
     Ok(())
 }
 
-async fn report_change(ctx: &Context, repository: &EcrRepository, drift: bool, change: &Change, note: &str) {
+/// A Normal Event for a change: `DriftCorrected` (and the drift metric) when the spec did not
+/// ask for it, else `reason`.
+pub(super) async fn report_change(
+    ctx: &Context,
+    repository: &EcrRepository,
+    drift: bool,
+    field: &str,
+    operation: &str,
+    note: &str,
+) {
+    report_change_as(ctx, repository, drift, "Updated", field, operation, note).await;
+}
+
+pub(super) async fn report_change_as(
+    ctx: &Context,
+    repository: &EcrRepository,
+    drift: bool,
+    reason: &str,
+    field: &str,
+    operation: &str,
+    note: &str,
+) {
     if drift {
-        ctx.metrics.drift_corrected(REPOSITORY_KIND, change.field());
-        let note = format!("{} was changed outside berth and set back: {note}", change.field());
-        publish(
-            ctx,
-            repository,
-            EventType::Normal,
-            "DriftCorrected",
-            change.operation(),
-            &note,
-        )
-        .await;
+        ctx.metrics.drift_corrected(REPOSITORY_KIND, field);
+        let note = format!("{field} was changed outside berth and set back: {note}");
+        publish(ctx, repository, EventType::Normal, "DriftCorrected", operation, &note).await;
     } else {
-        publish(ctx, repository, EventType::Normal, "Updated", change.operation(), note).await;
+        publish(ctx, repository, EventType::Normal, reason, operation, note).await;
     }
 }
 
@@ -222,6 +247,11 @@ async fn cleanup(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
             && ownership(&observed.tags, &desired.owner) == Ownership::Ours
         {
             delete_repository(repository, ctx, &desired).await?;
+        }
+        // the push role goes with the repository (only if it is this object's)
+        let recorded = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref());
+        if let Some(role_name) = desired.access.role_name.as_deref().or(recorded.map(role_name_of)) {
+            delete_push_role(repository, ctx, &desired, role_name).await?;
         }
     }
     ensure_finalizer(repository, ctx, false).await?;
@@ -350,7 +380,14 @@ async fn report_failure(repository: &EcrRepository, ctx: &Context, error: &Error
 
 /// Publishes an Event about `repository`; `action` is the AWS operation (or `Reconcile`), which
 /// also keeps Events about different operations from folding into one series.
-async fn publish(ctx: &Context, repository: &EcrRepository, type_: EventType, reason: &str, action: &str, note: &str) {
+pub(super) async fn publish(
+    ctx: &Context,
+    repository: &EcrRepository,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
     ctx.publish(&repository.object_ref(&()), type_, reason, action, note)
         .await;
 }

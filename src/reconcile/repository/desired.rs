@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::access::{DesiredAccess, desired_access};
 use crate::api::{
     EcrRepository, EcrRepositorySpec, EncryptionType, MAX_MUTABILITY_EXCLUSIONS, MAX_USER_TAGS,
     MUTABILITY_EXCLUSION_PATTERN, REGION_PATTERN, REPOSITORY_NAME_PATTERN, RESERVED_TAG_PREFIX,
@@ -27,10 +28,13 @@ pub struct ValidationSettings {
     pub default_region: String,
     pub cluster_id: String,
     pub require_namespace_prefix: bool,
+    pub allow_public_access: bool,
+    /// IAM path of the push roles (`--iam-role-path`).
+    pub iam_role_path: String,
 }
 
 /// The repository an EcrRepository declares, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DesiredRepository {
     pub name: String,
     pub region: String,
@@ -41,15 +45,23 @@ pub struct DesiredRepository {
     pub user_tags: BTreeMap<String, String>,
     /// The value of the `berth.dev/owner` tag: `<cluster-id>/<namespace>/<name>`.
     pub owner: String,
+    pub access: DesiredAccess,
 }
 
 impl DesiredRepository {
     /// User tags plus the ownership tags: every tag the repository should carry.
     pub fn all_tags(&self) -> BTreeMap<String, String> {
         let mut tags = self.user_tags.clone();
-        tags.insert(MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned());
-        tags.insert(OWNER_TAG.to_owned(), self.owner.clone());
+        tags.extend(self.ownership_tags());
         tags
+    }
+
+    /// The two tags that mark what berth created for this object (repository, push role).
+    pub fn ownership_tags(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned()),
+            (OWNER_TAG.to_owned(), self.owner.clone()),
+        ])
     }
 }
 
@@ -145,7 +157,10 @@ pub fn desired_repository(
         }
     }
 
+    let access = desired_access(spec, namespace, object_name, settings)?;
+
     Ok(DesiredRepository {
+        access,
         name,
         region,
         settings: RepositorySettings {
@@ -183,7 +198,8 @@ mod tests {
         ValidationSettings {
             default_region: "eu-west-1".into(),
             cluster_id: "c1".into(),
-            require_namespace_prefix: false,
+            iam_role_path: "/berth/".into(),
+            ..ValidationSettings::default()
         }
     }
 

@@ -28,7 +28,8 @@ fn settings() -> ValidationSettings {
     ValidationSettings {
         default_region: "eu-west-1".into(),
         cluster_id: "c1".into(),
-        require_namespace_prefix: false,
+        iam_role_path: "/berth/".into(),
+        ..ValidationSettings::default()
     }
 }
 

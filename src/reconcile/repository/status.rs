@@ -10,8 +10,14 @@ pub const READY: &str = "Ready";
 
 /// The outcome of one reconcile, as the Ready condition reports it.
 pub enum Outcome<'a> {
-    Synced(&'a ObservedRepository),
-    Failed { reason: &'a str, message: String },
+    Synced {
+        repository: &'a ObservedRepository,
+        push_role_arn: Option<String>,
+    },
+    Failed {
+        reason: &'a str,
+        message: String,
+    },
 }
 
 /// Builds the `berth`-owned part of the status. On failure the last known repository
@@ -23,8 +29,11 @@ pub fn repository_status(
     now: Time,
 ) -> EcrRepositoryStatus {
     let previous_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let (condition, uri, arn, registry_id) = match outcome {
-        Outcome::Synced(repository) => (
+    let (condition, uri, arn, registry_id, push_role_arn) = match outcome {
+        Outcome::Synced {
+            repository,
+            push_role_arn,
+        } => (
             set_condition(
                 previous_conditions,
                 READY,
@@ -37,6 +46,7 @@ pub fn repository_status(
             Some(repository.uri.clone()),
             Some(repository.arn.clone()),
             Some(repository.registry_id.clone()),
+            push_role_arn,
         ),
         Outcome::Failed { reason, message } => (
             set_condition(
@@ -51,6 +61,7 @@ pub fn repository_status(
             previous.and_then(|s| s.repository_uri.clone()),
             previous.and_then(|s| s.repository_arn.clone()),
             previous.and_then(|s| s.registry_id.clone()),
+            previous.and_then(|s| s.push_role_arn.clone()),
         ),
     };
     EcrRepositoryStatus {
@@ -59,6 +70,7 @@ pub fn repository_status(
         repository_uri: uri,
         repository_arn: arn,
         registry_id,
+        push_role_arn,
         ..Default::default()
     }
 }

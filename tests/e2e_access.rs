@@ -1,0 +1,373 @@
+//! spec.access end to end (real apiserver + moto + `berth run`): the repository policy equals
+//! the rendering; the GitHub Actions push role, its trust and inline policies are exactly the
+//! expected documents; editing refs updates only the trust policy; an out-of-band policy edit
+//! is reverted; an in-sync resync writes nothing; removing the grant deletes the role.
+
+mod common;
+
+use std::time::Duration;
+
+use berth::policy::{self, Access, GithubPusher, Principal};
+use common::proxy::AwsProxy;
+use common::{Operator, Setup, TIMEOUT, object, setup, wait_for, wait_reason};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/berth-boundary";
+
+fn is_write(operation: &str) -> bool {
+    [
+        "Create", "Put", "Set", "Tag", "Untag", "Delete", "Update", "Attach", "Detach",
+    ]
+    .iter()
+    .any(|prefix| operation.starts_with(prefix))
+}
+
+async fn iam(s: &Setup) -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&common::sdk_config(&s.testbed).await)
+}
+
+async fn repository_policy(s: &Setup, name: &str) -> Option<Value> {
+    match s.ecr.get_repository_policy().repository_name(name).send().await {
+        Ok(output) => Some(serde_json::from_str(output.policy_text().unwrap()).unwrap()),
+        Err(e) if format!("{e:?}").contains("RepositoryPolicyNotFoundException") => None,
+        Err(e) => panic!("GetRepositoryPolicy: {e:?}"),
+    }
+}
+
+async fn role(iam: &aws_sdk_iam::Client, name: &str) -> Option<aws_sdk_iam::types::Role> {
+    match iam.get_role().role_name(name).send().await {
+        Ok(output) => output.role,
+        Err(e) if format!("{e:?}").contains("NoSuchEntity") => None,
+        Err(e) => panic!("GetRole: {e:?}"),
+    }
+}
+
+async fn events(s: &Setup, object_name: &str, reason: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(s.client.clone(), &s.namespace);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object_name)
+        })
+        .collect()
+}
+
+async fn merge(s: &Setup, name: &str, patch: Value) {
+    s.repositories
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch EcrRepository");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_policy_and_push_role_follow_the_spec() {
+    let Some(s) = setup("e2e-access").await else { return };
+    let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
+    let operator = Operator::start_with(
+        &s.testbed,
+        &s.namespace,
+        &proxy.endpoint,
+        "",
+        &[
+            "--create-github-oidc-provider",
+            "--iam-permissions-boundary",
+            BOUNDARY,
+            "--stats-interval",
+            "1h",
+        ],
+    );
+    let iam = iam(&s).await;
+    let name = format!("{}/api", s.namespace);
+    let access = json!({
+        "pull": [{"accountId": "111122223333"}, {"organizationId": "o-a1b2c3d4e5"}, {"service": "lambda.amazonaws.com"}],
+        "push": [
+            {"arn": "arn:aws:iam::111122223333:role/legacy-ci"},
+            {"githubActions": {"repository": "acme/payments-api", "refs": ["refs/heads/main", "refs/tags/v*"]}},
+        ],
+    });
+    s.repositories
+        .create(
+            &PostParams::default(),
+            &object("api", json!({"repositoryName": name, "access": access})),
+        )
+        .await
+        .unwrap();
+    let ready = wait_reason(&s.repositories, "api", "Synced", &operator).await;
+    let status = ready.status.unwrap();
+    let role_name = format!("{}-api-push", s.namespace);
+    let role_arn = format!("arn:aws:iam::123456789012:role/berth/{role_name}");
+    assert_eq!(status.push_role_arn.as_deref(), Some(role_arn.as_str()));
+
+    // the repository policy is exactly berth's rendering, the role granted push
+    let grants = Access {
+        pull: vec![
+            Principal::Account("111122223333".into()),
+            Principal::Organization("o-a1b2c3d4e5".into()),
+            Principal::Service("lambda.amazonaws.com".into()),
+        ],
+        push: vec![Principal::Arn("arn:aws:iam::111122223333:role/legacy-ci".into())],
+        extra_statements: vec![],
+    };
+    let expected_policy = policy::repository_policy(&grants, Some(&role_arn), false)
+        .unwrap()
+        .unwrap();
+    assert_eq!(repository_policy(&s, &name).await, Some(expected_policy.clone()));
+
+    // the role: path, boundary, ownership, trust and inline policies exactly as rendered
+    let created = role(&iam, &role_name).await.expect("push role created");
+    assert_eq!(created.path(), "/berth/");
+    assert_eq!(
+        created
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(BOUNDARY)
+    );
+    let owner = format!("{}/{}/api", operator.cluster_id, s.namespace);
+    assert!(
+        created
+            .tags()
+            .iter()
+            .any(|t| t.key() == "berth.dev/owner" && t.value() == owner),
+        "{:?}",
+        created.tags()
+    );
+    let provider = iam
+        .list_open_id_connect_providers()
+        .send()
+        .await
+        .unwrap()
+        .open_id_connect_provider_list()
+        .iter()
+        .filter_map(|p| p.arn())
+        .find(|arn| arn.ends_with("oidc-provider/token.actions.githubusercontent.com"))
+        .expect("the GitHub OIDC provider exists")
+        .to_owned();
+    let pushers = |refs: &[&str]| {
+        vec![GithubPusher {
+            repository: "acme/payments-api".into(),
+            refs: refs.iter().map(|r| r.to_string()).collect(),
+            environments: vec![],
+        }]
+    };
+    let trust = policy::parse_policy(created.assume_role_policy_document().unwrap()).unwrap();
+    assert_eq!(
+        trust,
+        policy::github_trust_policy(&provider, &pushers(&["refs/heads/main", "refs/tags/v*"])).unwrap()
+    );
+    let inline = iam
+        .get_role_policy()
+        .role_name(&role_name)
+        .policy_name("berth-push")
+        .send()
+        .await
+        .expect("inline policy");
+    let repository_arn = status.repository_arn.clone().unwrap();
+    assert_eq!(
+        policy::parse_policy(inline.policy_document()).unwrap(),
+        policy::push_role_inline_policy(&repository_arn)
+    );
+    let listed = iam.list_role_policies().role_name(&role_name).send().await.unwrap();
+    assert_eq!(listed.policy_names(), ["berth-push"]);
+    assert_eq!(events(&s, "api", "PolicyApplied").await.len(), 1);
+    assert!(!events(&s, "api", "Created").await.is_empty());
+
+    // an in-sync repository costs no write on resync
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.reset();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let made = proxy.counts();
+    let writes: Vec<_> = made.iter().filter(|(op, _)| is_write(op)).collect();
+    assert!(writes.is_empty(), "writes on an in-sync resync: {writes:?}");
+    assert!(
+        made.get("GetRepositoryPolicy").copied().unwrap_or_default() >= 1,
+        "{made:?}"
+    );
+
+    // editing refs changes the trust policy and nothing else
+    proxy.reset();
+    let edited = json!({"spec": {"access": {
+        "pull": access["pull"].clone(),
+        "push": [
+            {"arn": "arn:aws:iam::111122223333:role/legacy-ci"},
+            {"githubActions": {"repository": "acme/payments-api", "refs": ["refs/heads/main", "refs/heads/release"]}},
+        ],
+    }}});
+    merge(&s, "api", edited).await;
+    wait_reason(&s.repositories, "api", "Synced", &operator).await;
+    let expected_trust =
+        policy::github_trust_policy(&provider, &pushers(&["refs/heads/main", "refs/heads/release"])).unwrap();
+    let trust = policy::parse_policy(
+        role(&iam, &role_name)
+            .await
+            .unwrap()
+            .assume_role_policy_document()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(trust, expected_trust);
+    let writes: Vec<_> = proxy.counts().into_iter().filter(|(op, _)| is_write(op)).collect();
+    assert_eq!(writes, [("UpdateAssumeRolePolicy".to_owned(), 1)]);
+
+    // an out-of-band policy edit is set back within a resync and reported
+    s.ecr
+        .set_repository_policy()
+        .repository_name(&name)
+        .policy_text(r#"{"Version":"2012-10-17","Statement":[{"Sid":"Console","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"ecr:*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let reverted = wait_for(TIMEOUT, || async {
+        (repository_policy(&s, &name).await.as_ref() == Some(&expected_policy)).then_some(())
+    })
+    .await;
+    assert!(
+        reverted.is_some(),
+        "policy drift not corrected\n{}",
+        operator.log_text()
+    );
+    let drift = events(&s, "api", "DriftCorrected").await;
+    assert!(
+        drift
+            .iter()
+            .any(|e| e.note.as_deref().unwrap_or_default().starts_with("repositoryPolicy")),
+        "{drift:?}"
+    );
+
+    // removing the GitHub grant deletes the role (inline policy first) and its grant
+    merge(
+        &s,
+        "api",
+        json!({"spec": {"access": {"pull": access["pull"].clone(), "push": [{"arn": "arn:aws:iam::111122223333:role/legacy-ci"}]}}}),
+    )
+    .await;
+    let gone = wait_for(TIMEOUT, || async {
+        role(&iam, &role_name).await.is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "push role not deleted\n{}", operator.log_text());
+    let current = wait_reason(&s.repositories, "api", "Synced", &operator).await;
+    assert_eq!(current.status.unwrap().push_role_arn, None);
+    let without_role = policy::repository_policy(&grants, None, false).unwrap().unwrap();
+    assert_eq!(repository_policy(&s, &name).await, Some(without_role));
+
+    // no access at all: berth's policy is removed
+    merge(&s, "api", json!({"spec": {"access": null}})).await;
+    let removed = wait_for(TIMEOUT, || async {
+        repository_policy(&s, &name).await.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        removed.is_some(),
+        "repository policy not removed\n{}",
+        operator.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_iam_has_not_propagated_is_retried_and_delete_takes_the_role() {
+    let Some(s) = setup("e2e-role").await else { return };
+    let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
+    let operator = Operator::start_with(
+        &s.testbed,
+        &s.namespace,
+        &proxy.endpoint,
+        "",
+        &["--create-github-oidc-provider", "--stats-interval", "1h"],
+    );
+    let iam = iam(&s).await;
+    // ECR refuses a principal IAM has not propagated yet; moto cannot, the proxy does once
+    proxy.fail_next(
+        "SetRepositoryPolicy",
+        "InvalidParameterException",
+        "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided'",
+    );
+    let name = format!("{}/ci", s.namespace);
+    let spec = json!({
+        "repositoryName": name, "deletionPolicy": "Delete",
+        "access": {"push": [{"githubActions": {"repository": "acme/ci", "environments": ["production"]}}]},
+    });
+    s.repositories
+        .create(&PostParams::default(), &object("ci", spec))
+        .await
+        .unwrap();
+    let ready = wait_reason(&s.repositories, "ci", "Synced", &operator).await;
+    assert_eq!(
+        proxy.counts().get("SetRepositoryPolicy"),
+        Some(&2),
+        "{:?}",
+        proxy.counts()
+    );
+    let retried = events(&s, "ci", "AwsConflict").await;
+    assert_eq!(retried.len(), 1, "one retried failure");
+    assert!(
+        retried[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("Invalid repository policy provided")
+    );
+    let text = operator.get("/metrics").await.unwrap().1;
+    assert_eq!(
+        common::metric_sum(&text, "berth_reconcile_errors_total", &[("reason", "conflict")]),
+        1.0,
+        "{text}"
+    );
+
+    let role_name = format!("{}-ci-push", s.namespace);
+    let created = role(&iam, &role_name).await.expect("push role");
+    assert_eq!(ready.status.unwrap().push_role_arn.as_deref(), Some(created.arn()));
+    let trust = policy::parse_policy(created.assume_role_policy_document().unwrap()).unwrap();
+    assert!(
+        trust.to_string().contains("repo:acme/ci:environment:production"),
+        "{trust}"
+    );
+
+    // deletionPolicy Delete: the role and the repository go with the object
+    s.repositories.delete("ci", &DeleteParams::default()).await.unwrap();
+    let gone = wait_for(TIMEOUT, || async {
+        (s.repositories.get_opt("ci").await.ok()?.is_none() && role(&iam, &role_name).await.is_none()).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "object or role still there\n{}", operator.log_text());
+    assert!(
+        s.ecr
+            .describe_repositories()
+            .repository_names(&name)
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_access_is_refused_without_the_flag() {
+    let Some(s) = setup("e2e-public").await else { return };
+    let operator = Operator::start(&s.testbed, &s.namespace, &["--stats-interval", "1h"]);
+    let name = format!("{}/open", s.namespace);
+    let spec = json!({"repositoryName": name, "access": {"pull": [{"arn": "*"}]}});
+    s.repositories
+        .create(&PostParams::default(), &object("open", spec))
+        .await
+        .unwrap();
+    let refused = wait_reason(&s.repositories, "open", "InvalidSpec", &operator).await;
+    let message = refused.status.unwrap().conditions[0].message.clone();
+    assert!(
+        message.contains("spec.access") && message.contains("--allow-public-access"),
+        "{message}"
+    );
+    assert!(
+        s.ecr
+            .describe_repositories()
+            .repository_names(&name)
+            .send()
+            .await
+            .is_err(),
+        "nothing is created for an invalid spec"
+    );
+}

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let repositories: Api<EcrRepository> = Api::namespaced(client.clone(), NAMESPACE);
 
     step(
-        "kubectl apply: EcrRepository payments/payments-api (Immutable, 'latest' stays mutable, deletionPolicy Delete)",
+        "kubectl apply: EcrRepository payments/payments-api (Immutable, 'latest' stays mutable, org may pull, GitHub Actions may push from main, deletionPolicy Delete)",
     );
     let manifest = serde_json::json!({
         "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
@@ -42,6 +42,10 @@ async fn main() -> anyhow::Result<()> {
         "spec": {
             "repositoryName": "payments/payments-api", "imageTagMutability": "Immutable",
             "mutabilityExclusions": ["latest"], "tags": {"team": "payments"}, "deletionPolicy": "Delete",
+            "access": {
+                "pull": [{"organizationId": "o-a1b2c3d4e5"}],
+                "push": [{"githubActions": {"repository": "acme/payments-api", "refs": ["refs/heads/main"]}}],
+            },
         },
     });
     repositories
@@ -58,6 +62,23 @@ async fn main() -> anyhow::Result<()> {
         status.condition("Ready").map(|c| c.message.as_str()).unwrap_or("?")
     );
     println!("  repositoryUri: {}", status.repository_uri.unwrap_or_default());
+    println!(
+        "  pushRoleArn:   {} (for the GitHub workflow)",
+        status.push_role_arn.unwrap_or_default()
+    );
+    let policy = ecr
+        .get_repository_policy()
+        .repository_name("payments/payments-api")
+        .send()
+        .await?;
+    let policy: serde_json::Value = serde_json::from_str(policy.policy_text().unwrap_or("{}"))?;
+    for statement in policy["Statement"].as_array().into_iter().flatten() {
+        println!(
+            "  repository policy: {} -> {}",
+            statement["Sid"].as_str().unwrap_or_default(),
+            statement["Principal"]
+        );
+    }
 
     let described = ecr
         .describe_repositories()
@@ -101,7 +122,15 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    step("kubectl delete: deletionPolicy Delete removes the repository");
+    if let Ok(address) = std::env::var("BERTH_DEMO_METRICS_ADDR") {
+        step("curl /metrics: every AWS call berth made, counted by one SDK interceptor");
+        let text = http_get(&address, "/metrics").await.unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with("berth_aws_requests_total{")) {
+            println!("  {line}");
+        }
+    }
+
+    step("kubectl delete: deletionPolicy Delete removes the repository and its push role");
     repositories.delete("payments-api", &DeleteParams::default()).await?;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -117,6 +146,17 @@ async fn main() -> anyhow::Result<()> {
         .is_err();
     println!("  repository deleted from ECR: {gone}");
     Ok(())
+}
+
+/// A bare HTTP/1.0 GET (the demo has no HTTP client of its own).
+async fn http_get(address: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
 }
 
 fn step(text: &str) {

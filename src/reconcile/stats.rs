@@ -149,10 +149,13 @@ pub fn pause_between(interval: Duration, targets: usize) -> Duration {
 pub async fn refresh_loop(ctx: &Context, interval: Duration) {
     let mut cursor: Option<ObjectKey> = None;
     loop {
+        let mut visited_new = false;
         while let Some((key, target)) = ctx.stats.next_new() {
             refresh(ctx, &key, &target).await;
+            visited_new = true;
         }
-        if let Some((key, target)) = ctx.stats.next_after(cursor.as_ref()) {
+        // a step of the cycle only after a pause, so a new target is not read twice in a row
+        if !visited_new && let Some((key, target)) = ctx.stats.next_after(cursor.as_ref()) {
             refresh(ctx, &key, &target).await;
             cursor = Some(key);
         }

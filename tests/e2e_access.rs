@@ -8,21 +8,11 @@ mod common;
 use std::time::Duration;
 
 use berth::policy::{self, Access, GithubPusher, Principal};
-use common::proxy::AwsProxy;
-use common::{Operator, Setup, TIMEOUT, object, setup, wait_for, wait_reason};
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use common::{Operator, Setup, TIMEOUT, is_write, object, setup, wait_for, wait_reason};
+use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
 
 const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/berth-boundary";
-
-fn is_write(operation: &str) -> bool {
-    [
-        "Create", "Put", "Set", "Tag", "Untag", "Delete", "Update", "Attach", "Detach",
-    ]
-    .iter()
-    .any(|prefix| operation.starts_with(prefix))
-}
 
 async fn iam(s: &Setup) -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::new(&common::sdk_config(&s.testbed).await)
@@ -44,44 +34,18 @@ async fn role(iam: &aws_sdk_iam::Client, name: &str) -> Option<aws_sdk_iam::type
     }
 }
 
-async fn events(s: &Setup, object_name: &str, reason: &str) -> Vec<Event> {
-    let api: Api<Event> = Api::namespaced(s.client.clone(), &s.namespace);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.reason.as_deref() == Some(reason)
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object_name)
-        })
-        .collect()
-}
-
-async fn merge(s: &Setup, name: &str, patch: Value) {
-    s.repositories
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("patch EcrRepository");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_policy_and_push_role_follow_the_spec() {
     let Some(s) = setup("e2e-access").await else { return };
-    let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
-    let operator = Operator::start_with(
-        &s.testbed,
-        &s.namespace,
-        &proxy.endpoint,
-        "",
-        &[
+    let (proxy, operator) = s
+        .operator_behind_proxy(&[
             "--create-github-oidc-provider",
             "--iam-permissions-boundary",
             BOUNDARY,
             "--stats-interval",
             "1h",
-        ],
-    );
+        ])
+        .await;
     let iam = iam(&s).await;
     let name = format!("{}/api", s.namespace);
     let access = json!({
@@ -174,8 +138,8 @@ async fn access_policy_and_push_role_follow_the_spec() {
     );
     let listed = iam.list_role_policies().role_name(&role_name).send().await.unwrap();
     assert_eq!(listed.policy_names(), ["berth-push"]);
-    assert_eq!(events(&s, "api", "PolicyApplied").await.len(), 1);
-    assert!(!events(&s, "api", "Created").await.is_empty());
+    assert_eq!(s.events("api", "PolicyApplied").await.len(), 1);
+    assert!(!s.events("api", "Created").await.is_empty());
 
     // an in-sync repository costs no write on resync
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -198,7 +162,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
             {"githubActions": {"repository": "acme/payments-api", "refs": ["refs/heads/main", "refs/heads/release"]}},
         ],
     }}});
-    merge(&s, "api", edited).await;
+    s.merge("api", edited).await;
     wait_reason(&s.repositories, "api", "Synced", &operator).await;
     let expected_trust =
         policy::github_trust_policy(&provider, &pushers(&["refs/heads/main", "refs/heads/release"])).unwrap();
@@ -231,7 +195,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
         "policy drift not corrected\n{}",
         operator.log_text()
     );
-    let drift = events(&s, "api", "DriftCorrected").await;
+    let drift = s.events("api", "DriftCorrected").await;
     assert!(
         drift
             .iter()
@@ -240,9 +204,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
     );
 
     // removing the GitHub grant deletes the role (inline policy first) and its grant
-    merge(
-        &s,
-        "api",
+    s.merge("api",
         json!({"spec": {"access": {"pull": access["pull"].clone(), "push": [{"arn": "arn:aws:iam::111122223333:role/legacy-ci"}]}}}),
     )
     .await;
@@ -257,7 +219,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
     assert_eq!(repository_policy(&s, &name).await, Some(without_role));
 
     // no access at all: berth's policy is removed
-    merge(&s, "api", json!({"spec": {"access": null}})).await;
+    s.merge("api", json!({"spec": {"access": null}})).await;
     let removed = wait_for(TIMEOUT, || async {
         repository_policy(&s, &name).await.is_none().then_some(())
     })
@@ -272,14 +234,9 @@ async fn access_policy_and_push_role_follow_the_spec() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_iam_has_not_propagated_is_retried_and_delete_takes_the_role() {
     let Some(s) = setup("e2e-role").await else { return };
-    let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
-    let operator = Operator::start_with(
-        &s.testbed,
-        &s.namespace,
-        &proxy.endpoint,
-        "",
-        &["--create-github-oidc-provider", "--stats-interval", "1h"],
-    );
+    let (proxy, operator) = s
+        .operator_behind_proxy(&["--create-github-oidc-provider", "--stats-interval", "1h"])
+        .await;
     let iam = iam(&s).await;
     // ECR refuses a principal IAM has not propagated yet; moto cannot, the proxy does once
     proxy.fail_next(
@@ -303,7 +260,7 @@ async fn a_role_iam_has_not_propagated_is_retried_and_delete_takes_the_role() {
         "{:?}",
         proxy.counts()
     );
-    let retried = events(&s, "ci", "AwsConflict").await;
+    let retried = s.events("ci", "AwsConflict").await;
     assert_eq!(retried.len(), 1, "one retried failure");
     assert!(
         retried[0]

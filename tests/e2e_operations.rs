@@ -9,20 +9,9 @@ use std::time::Duration;
 
 use aws_sdk_ecr::primitives::DateTime;
 use common::proxy::AwsProxy;
-use common::{Operator, Setup, TIMEOUT, metric_sum, object, setup, wait_for, wait_reason};
+use common::{Operator, Setup, TIMEOUT, is_write, metric_sum, object, setup, wait_for, wait_reason};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
-
-/// Operations that change something in AWS.
-fn is_write(operation: &str) -> bool {
-    [
-        "Create", "Put", "Tag", "Untag", "Delete", "Set", "Update", "Attach", "Detach", "Batch",
-    ]
-    .iter()
-    .any(|prefix| operation.starts_with(prefix))
-        && operation != "BatchGetImage"
-        && operation != "BatchCheckLayerAvailability"
-}
 
 async fn create(s: &Setup, name: &str) {
     let spec = serde_json::json!({"repositoryName": format!("{}/{name}", s.namespace), "tags": {"team": "ops"}});
@@ -45,23 +34,18 @@ async fn wait_stats(s: &Setup, name: &str, images: i64) -> berth::api::EcrReposi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_exactly_the_aws_calls_made() {
     let Some(s) = setup("e2e-metrics").await else { return };
-    let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
     // a long resync and stats interval: after the first reconcile and the first statistics
     // refresh, nothing else calls AWS, so both counts can be compared exactly
-    let operator = Operator::start_with(
-        &s.testbed,
-        &s.namespace,
-        &proxy.endpoint,
-        "",
-        &[
+    let (proxy, operator) = s
+        .operator_behind_proxy(&[
             "--resync-interval",
             "1h",
             "--stats-interval",
             "1h",
             "--log-format",
             "json",
-        ],
-    );
+        ])
+        .await;
     create(&s, "api").await;
     wait_reason(&s.repositories, "api", "Synced", &operator).await;
     wait_stats(&s, "api", 0).await;
@@ -161,14 +145,7 @@ async fn metrics_count_exactly_the_aws_calls_made() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resync_of_an_in_sync_repository_writes_nothing() {
     let Some(s) = setup("e2e-steady").await else { return };
-    let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
-    let operator = Operator::start_with(
-        &s.testbed,
-        &s.namespace,
-        &proxy.endpoint,
-        "",
-        &["--stats-interval", "1h"],
-    );
+    let (proxy, operator) = s.operator_behind_proxy(&["--stats-interval", "1h"]).await;
     for name in ["a", "b", "c"] {
         create(&s, name).await;
     }

@@ -6,11 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_ecr::types::{ImageTagMutability, Tag};
-use berth::api::EcrRepository;
 use common::{Operator, TIMEOUT, object, setup, wait_for, wait_reason};
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, PostParams};
 
 async fn describe(ecr: &aws_sdk_ecr::Client, name: &str) -> Option<aws_sdk_ecr::types::Repository> {
     match ecr.describe_repositories().repository_names(name).send().await {
@@ -32,26 +30,6 @@ async fn tags(ecr: &aws_sdk_ecr::Client, arn: &str) -> BTreeMap<String, String> 
         .iter()
         .map(|t| (t.key().to_owned(), t.value().to_owned()))
         .collect()
-}
-
-async fn events_with_reason(client: &Client, namespace: &str, object: &str, reason: &str) -> Vec<Event> {
-    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    events
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.reason.as_deref() == Some(reason) && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object)
-        })
-        .collect()
-}
-
-async fn merge(api: &Api<EcrRepository>, name: &str, patch: serde_json::Value) {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("patch EcrRepository");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,12 +75,7 @@ async fn create_update_correct_drift_and_retain() {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     assert_eq!(tags(&s.ecr, &arn).await, expected_tags);
-    assert_eq!(
-        events_with_reason(&s.client, &s.namespace, "api", "Created")
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(s.events("api", "Created").await.len(), 1);
 
     // once the statistics are in (an empty repository: 0 images, 0 bytes), a second look at an
     // unchanged object changes nothing in status
@@ -123,8 +96,7 @@ async fn create_update_correct_drift_and_retain() {
     assert_eq!(again.metadata.resource_version, settled.metadata.resource_version);
 
     // edit mutability and tags: applied
-    merge(
-        &s.repositories,
+    s.merge(
         "api",
         serde_json::json!({"spec": {
             "imageTagMutability": "Mutable", "mutabilityExclusions": null, "tags": {"team": "checkout", "env": "prod"}
@@ -163,7 +135,7 @@ async fn create_update_correct_drift_and_retain() {
     .await;
     assert!(reverted.is_some(), "drift not corrected\n{}", operator.log_text());
     let drift = wait_for(Duration::from_secs(10), || async {
-        let events = events_with_reason(&s.client, &s.namespace, "api", "DriftCorrected").await;
+        let events = s.events("api", "DriftCorrected").await;
         (events.len() >= 2).then_some(events)
     })
     .await
@@ -252,12 +224,8 @@ async fn delete_policy_removes_the_repository_unless_it_holds_images() {
     );
 
     // forceDelete lets it go
-    merge(
-        &s.repositories,
-        "full",
-        serde_json::json!({"spec": {"forceDelete": true}}),
-    )
-    .await;
+    s.merge("full", serde_json::json!({"spec": {"forceDelete": true}}))
+        .await;
     let gone = wait_for(TIMEOUT, || async {
         s.repositories.get_opt("full").await.unwrap().is_none().then_some(())
     })
@@ -313,8 +281,7 @@ async fn adoption_and_ownership() {
     assert!(!tags(&s.ecr, &arn).await.contains_key("berth.dev/owner"));
 
     // accepted with it
-    merge(
-        &s.repositories,
+    s.merge(
         "legacy",
         serde_json::json!({"spec": {"adopt": true, "tags": {"team": "new"}}}),
     )
@@ -326,12 +293,7 @@ async fn adoption_and_ownership() {
         Some(&format!("{}/{}/legacy", operator.cluster_id, s.namespace))
     );
     assert_eq!(adopted_tags.get("team").map(String::as_str), Some("new"));
-    assert_eq!(
-        events_with_reason(&s.client, &s.namespace, "legacy", "Adopted")
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(s.events("legacy", "Adopted").await.len(), 1);
 
     // a second object naming the same repository is refused, even with adopt
     s.repositories
@@ -358,11 +320,7 @@ async fn adoption_and_ownership() {
         Some("new"),
         "the twin must not write"
     );
-    assert!(
-        !events_with_reason(&s.client, &s.namespace, "twin", "OwnedByOther")
-            .await
-            .is_empty()
-    );
+    assert!(!s.events("twin", "OwnedByOther").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,9 +385,5 @@ async fn invalid_specs_are_refused_without_aws_calls() {
             .contains("must start with")
     );
     assert!(describe(&s.ecr, "someone-else/app").await.is_none());
-    assert!(
-        !events_with_reason(&s.client, &s.namespace, "foreign", "InvalidSpec")
-            .await
-            .is_empty()
-    );
+    assert!(!s.events("foreign", "InvalidSpec").await.is_empty());
 }

@@ -341,3 +341,50 @@ pub async fn wait_reason(api: &Api<EcrRepository>, name: &str, reason: &str, ope
         operator.log_text()
     )
 }
+
+impl Setup {
+    /// The Events with `reason` about the object `name` in this test's namespace.
+    pub async fn events(&self, name: &str, reason: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        events
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            })
+            .collect()
+    }
+
+    /// A JSON merge patch of the EcrRepository `name`.
+    pub async fn merge(&self, name: &str, patch: serde_json::Value) {
+        self.repositories
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .expect("patch EcrRepository");
+    }
+
+    /// A recording proxy in front of moto and a `berth run` that talks to AWS through it.
+    pub async fn operator_behind_proxy(&self, extra_args: &[&str]) -> (proxy::AwsProxy, Operator) {
+        let proxy = proxy::AwsProxy::start(&self.testbed.aws_endpoint).await;
+        let operator = Operator::start_with(&self.testbed, &self.namespace, &proxy.endpoint, "", extra_args);
+        (proxy, operator)
+    }
+}
+
+/// Operations that change something in AWS.
+pub fn is_write(operation: &str) -> bool {
+    [
+        "Create", "Put", "Set", "Tag", "Untag", "Delete", "Update", "Attach", "Detach", "Batch",
+    ]
+    .iter()
+    .any(|prefix| operation.starts_with(prefix))
+        && !["BatchGetImage", "BatchCheckLayerAvailability"].contains(&operation)
+}

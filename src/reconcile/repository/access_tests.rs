@@ -4,12 +4,7 @@ use super::*;
 use crate::api::EcrRepositorySpec;
 
 fn settings() -> ValidationSettings {
-    ValidationSettings {
-        default_region: "eu-west-1".into(),
-        cluster_id: "c1".into(),
-        iam_role_path: "/berth/".into(),
-        ..ValidationSettings::default()
-    }
+    ValidationSettings::for_tests()
 }
 
 fn spec(access: Value) -> EcrRepositorySpec {

@@ -10,7 +10,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::apply_access::{apply_access, delete_push_role, role_name_of};
-use super::desired::{DesiredRepository, desired_repository};
+use super::desired::{DesiredRepository, ValidationSettings, desired_repository};
 use super::plan::{Change, ObservedState, Ownership, ownership, plan};
 use super::status::{Outcome, READY, needs_write, repository_status};
 use crate::api::{DeletionPolicy, EcrRepository};
@@ -242,7 +242,12 @@ async fn cleanup(repository: &EcrRepository, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     if repository.spec.deletion_policy == DeletionPolicy::Delete {
-        let desired = desired_repository(repository, &ctx.validation)?;
+        // whether access would be allowed does not matter for deleting what berth created
+        let settings = ValidationSettings {
+            allow_public_access: true,
+            ..ctx.validation.clone()
+        };
+        let desired = desired_repository(repository, &settings)?;
         if let Some(observed) = observe(ctx, &desired, true).await?
             && ownership(&observed.tags, &desired.owner) == Ownership::Ours
         {

@@ -36,8 +36,10 @@ pub async fn apply_access(
     let push_role_arn = push_role.as_ref().map(|(arn, _)| arn.clone());
     let role_is_new = push_role.as_ref().is_some_and(|(_, new)| *new);
 
-    // Without access berth leaves the policy alone; after a spec change it removes its own.
-    if desired.access.manages_policy() || !drift_only {
+    // Without access berth leaves the policy alone; after a spec change of an object it synced
+    // before, it removes its own (a new object has nothing of berth's to remove).
+    let synced_before = repository.status.as_ref().and_then(|s| s.observed_generation).is_some();
+    if desired.access.manages_policy() || (!drift_only && synced_before) {
         let desired_policy = policy::repository_policy(
             &desired.access.grants,
             push_role_arn.as_deref(),

@@ -33,6 +33,19 @@ pub struct ValidationSettings {
     pub iam_role_path: String,
 }
 
+#[cfg(test)]
+impl ValidationSettings {
+    /// Region eu-west-1, cluster id c1, role path /berth/, everything else off.
+    pub fn for_tests() -> Self {
+        ValidationSettings {
+            default_region: "eu-west-1".into(),
+            cluster_id: "c1".into(),
+            iam_role_path: "/berth/".into(),
+            ..ValidationSettings::default()
+        }
+    }
+}
+
 /// The repository an EcrRepository declares, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredRepository {
@@ -195,12 +208,7 @@ mod tests {
     }
 
     fn settings() -> ValidationSettings {
-        ValidationSettings {
-            default_region: "eu-west-1".into(),
-            cluster_id: "c1".into(),
-            iam_role_path: "/berth/".into(),
-            ..ValidationSettings::default()
-        }
+        ValidationSettings::for_tests()
     }
 
     /// Asserts the object is refused with a message naming `field`.

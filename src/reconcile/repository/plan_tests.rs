@@ -25,12 +25,7 @@ struct Expect {
 }
 
 fn settings() -> ValidationSettings {
-    ValidationSettings {
-        default_region: "eu-west-1".into(),
-        cluster_id: "c1".into(),
-        iam_role_path: "/berth/".into(),
-        ..ValidationSettings::default()
-    }
+    ValidationSettings::for_tests()
 }
 
 #[test]

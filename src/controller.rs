@@ -5,7 +5,7 @@
 mod leader;
 mod shutdown;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio_stream::wrappers::BroadcastStream;
@@ -120,6 +121,18 @@ impl Context {
         self.failures.lock().expect("failure lock").remove(key);
         self.stats.untrack(key);
         self.metrics.forget_object(REPOSITORY_KIND, key);
+    }
+
+    /// Forgets every object that is no longer in the cluster. kube-runtime does not reconcile a
+    /// deleted object that has no finalizer, so the gauges and memos learn of it here.
+    pub fn forget_absent(&self, present: &HashSet<ObjectKey>) {
+        let mut tracked: HashSet<ObjectKey> = self.metrics.tracked_objects(REPOSITORY_KIND).into_iter().collect();
+        tracked.extend(self.stats.keys());
+        tracked.extend(self.synced.lock().expect("memo lock").keys().cloned());
+        tracked.extend(self.failures.lock().expect("failure lock").keys().cloned());
+        for key in tracked.difference(present) {
+            self.forget_object(key);
+        }
     }
 
     /// A new leader term: observe afresh and trust no memo from an earlier term, since another
@@ -375,9 +388,30 @@ async fn run_controllers(ctx: &Arc<Context>, args: &RunArgs, shutdown: &Shutdown
             let _ = tick.send(());
         }
     };
-    let controllers = repository_apis(&ctx.client, args).into_iter().map(|api| {
+    let controllers: Vec<_> = repository_apis(&ctx.client, args)
+        .into_iter()
+        .map(|api| Controller::new(api, watcher::Config::default()))
+        .collect();
+    let stores: Vec<Store<EcrRepository>> = controllers.iter().map(Controller::store).collect();
+    let prune = async {
+        for store in &stores {
+            // an empty store before the first list would forget everything
+            let _ = store.wait_until_ready().await;
+        }
+        let mut timer = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            timer.tick().await;
+            let present: HashSet<ObjectKey> = stores
+                .iter()
+                .flat_map(|store| store.state())
+                .map(|object| ctx.object_key(object.as_ref()))
+                .collect();
+            ctx.forget_absent(&present);
+        }
+    };
+    let controllers = controllers.into_iter().map(|controller| {
         let resync = BroadcastStream::new(tick.subscribe()).filter_map(|t| async move { t.ok() });
-        Controller::new(api, watcher::Config::default())
+        controller
             .reconcile_all_on(resync)
             .graceful_shutdown_on(shutdown.requested_owned())
             .run(reconcile_repository, error_policy, ctx.clone())
@@ -397,6 +431,7 @@ async fn run_controllers(ctx: &Arc<Context>, args: &RunArgs, shutdown: &Shutdown
         _ = futures::future::join_all(controllers) => {}
         _ = ticker => {}
         _ = stats::refresh_loop(ctx, args.stats_interval) => {}
+        _ = prune => {}
     }
 }
 

@@ -203,6 +203,38 @@ async fn access_policy_and_push_role_follow_the_spec() {
         "{drift:?}"
     );
 
+    // a trust policy widened out of band (any repository may assume the role) is set back too
+    iam.update_assume_role_policy()
+        .role_name(&role_name)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "repo:*"}}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let restored = wait_for(TIMEOUT, || async {
+        let current = role(&iam, &role_name).await?;
+        (policy::parse_policy(current.assume_role_policy_document()?).ok()? == expected_trust).then_some(())
+    })
+    .await;
+    assert!(
+        restored.is_some(),
+        "trust policy drift not corrected\n{}",
+        operator.log_text()
+    );
+    let drift = s.events("api", "DriftCorrected").await;
+    assert!(
+        drift.iter().any(|e| e
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("pushRole.trustPolicy")),
+        "{drift:?}"
+    );
+
     // removing the GitHub grant deletes the role (inline policy first) and its grant
     s.merge("api",
         json!({"spec": {"access": {"pull": access["pull"].clone(), "push": [{"arn": "arn:aws:iam::111122223333:role/legacy-ci"}]}}}),

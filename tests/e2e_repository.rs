@@ -155,6 +155,15 @@ async fn create_update_correct_drift_and_retain() {
         describe(&s.ecr, &name).await.is_some(),
         "Retain must keep the repository"
     );
+    // the operator forgets the object: it leaves the managed-objects gauge and its statistics
+    let forgotten = wait_for(TIMEOUT, || async {
+        let text = operator.get("/metrics").await?.1;
+        let managed = common::metric_sum(&text, "berth_managed_objects", &[("kind", "EcrRepository")]);
+        let stats = common::metric_sum(&text, "berth_repository_images", &[("name", "api")]);
+        (managed == 0.0 && stats == 0.0 && !text.contains("berth_repository_images{")).then_some(())
+    })
+    .await;
+    assert!(forgotten.is_some(), "{:?}", operator.get("/metrics").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

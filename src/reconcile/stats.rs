@@ -97,6 +97,10 @@ impl StatsTargets {
         self.targets.lock().expect("stats lock").remove(key);
     }
 
+    pub fn keys(&self) -> Vec<ObjectKey> {
+        self.targets.lock().expect("stats lock").keys().cloned().collect()
+    }
+
     fn len(&self) -> usize {
         self.targets.lock().expect("stats lock").len()
     }

@@ -231,6 +231,18 @@ impl Metrics {
         self.forget_repository_stats(key);
     }
 
+    /// The objects of `kind` the gauges know about.
+    pub fn tracked_objects(&self, kind: &'static str) -> Vec<ObjectKey> {
+        let ready = self.ready_by_object.lock().expect("ready map lock");
+        let stats = self.stats_repository.lock().expect("stats label lock");
+        ready
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, key)| key.clone())
+            .chain(stats.keys().cloned())
+            .collect()
+    }
+
     /// Forgets every object, when this replica stops leading: the new leader reports them.
     pub fn forget_all_objects(&self) {
         let objects: Vec<_> = self.ready_by_object.lock().expect("ready map lock").drain().collect();

@@ -360,3 +360,29 @@ async fn public_access_is_refused_without_the_flag() {
         "nothing is created for an invalid spec"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_flag_is_used_as_given() {
+    let Some(s) = setup("e2e-provider").await else { return };
+    let provider = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com/acme";
+    let (proxy, operator) = s
+        .operator_behind_proxy(&["--github-oidc-provider-arn", provider, "--stats-interval", "1h"])
+        .await;
+    let spec = json!({
+        "repositoryName": format!("{}/flag", s.namespace),
+        "access": {"push": [{"githubActions": {"repository": "acme/flag", "refs": ["refs/heads/main"]}}]},
+    });
+    s.repositories
+        .create(&PostParams::default(), &object("flag", spec))
+        .await
+        .unwrap();
+    wait_reason(&s.repositories, "flag", "Synced", &operator).await;
+    let created = role(&iam(&s).await, &format!("{}-flag-push", s.namespace))
+        .await
+        .expect("push role");
+    let trust = policy::parse_policy(created.assume_role_policy_document().unwrap()).unwrap();
+    assert_eq!(trust["Statement"][0]["Principal"]["Federated"], provider);
+    let made = proxy.counts();
+    assert!(!made.contains_key("ListOpenIDConnectProviders"), "{made:?}");
+    assert!(!made.contains_key("CreateOpenIDConnectProvider"), "{made:?}");
+}

@@ -421,3 +421,58 @@ async fn a_replica_that_loses_the_lease_stops_at_once() {
     assert_eq!(proxy.counts(), Default::default(), "calls after losing the Lease");
     intruder.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_with_a_fifth_of_the_calls_throttled() {
+    let Some(s) = setup("e2e-faults").await else { return };
+    let (proxy, operator) = s
+        .operator_behind_proxy(&["--create-github-oidc-provider", "--stats-interval", "1h"])
+        .await;
+    proxy.throttle_every(5);
+    let names: Vec<String> = (0..8).map(|i| format!("svc{i}")).collect();
+    for name in &names {
+        let spec = serde_json::json!({
+            "repositoryName": format!("{}/{name}", s.namespace), "tags": {"team": "faults"},
+            "access": {
+                "pull": [{"accountId": "111122223333"}],
+                "push": [{"githubActions": {"repository": format!("acme/{name}"), "refs": ["refs/heads/main"]}}],
+            },
+        });
+        s.repositories
+            .create(&PostParams::default(), &object(name, spec))
+            .await
+            .unwrap();
+    }
+    for name in &names {
+        let ready = wait_reason(&s.repositories, name, "Synced", &operator).await;
+        assert!(ready.status.unwrap().push_role_arn.is_some());
+    }
+    let text = operator.get("/metrics").await.unwrap().1;
+    assert!(
+        metric_sum(&text, "berth_aws_requests_total", &[("outcome", "throttled")]) >= 10.0,
+        "{text}"
+    );
+    // nothing was created twice: one CreateRepository and one CreateRole reached AWS per object
+    let made = proxy.counts();
+    let throttled_creates = metric_sum(
+        &text,
+        "berth_aws_requests_total",
+        &[("operation", "CreateRepository"), ("outcome", "throttled")],
+    );
+    assert_eq!(
+        made.get("CreateRepository").copied().unwrap_or_default() as f64 - throttled_creates,
+        names.len() as f64,
+        "{made:?}"
+    );
+    let throttled_roles = metric_sum(
+        &text,
+        "berth_aws_requests_total",
+        &[("operation", "CreateRole"), ("outcome", "throttled")],
+    );
+    assert_eq!(
+        made.get("CreateRole").copied().unwrap_or_default() as f64 - throttled_roles,
+        names.len() as f64,
+        "{made:?}"
+    );
+    proxy.throttle_every(0);
+}

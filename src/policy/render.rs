@@ -145,9 +145,10 @@ pub fn repository_policy(
     let mut statements = grant_statements("Pull", &access.pull, false);
     statements.extend(grant_statements("Push", &push, true));
     for (index, statement) in access.extra_statements.iter().enumerate() {
-        if !statement.is_object() || statement.get("Effect").is_none() {
+        let effect = statement.get("Effect").and_then(Value::as_str);
+        if !matches!(effect, Some("Allow" | "Deny")) {
             return Err(RenderError(format!(
-                "spec.extraPolicyStatements[{index}] must be an IAM statement object with an Effect"
+                "spec.extraPolicyStatements[{index}] must be an IAM statement object with Effect Allow or Deny"
             )));
         }
         statements.push(statement.clone());

@@ -102,6 +102,11 @@ fn extra_statements_must_be_statements() {
     };
     let error = repository_policy(&extra, None, false).unwrap_err();
     assert!(error.0.contains("spec.extraPolicyStatements[0]"), "{error}");
+    let maybe = Access {
+        extra_statements: vec![json!({"Effect": "Maybe", "Action": "ecr:*"})],
+        ..Default::default()
+    };
+    assert!(repository_policy(&maybe, None, false).is_err());
 }
 
 #[test]

@@ -476,3 +476,88 @@ async fn converges_with_a_fifth_of_the_calls_throttled() {
     );
     proxy.throttle_every(0);
 }
+
+/// The namespaced half of the RBAC table in docs/operations.md (berth watching one namespace
+/// with --cluster-id needs no cluster-scoped access).
+fn documented_role(namespace: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "berth", "namespace": namespace},
+        "rules": [
+            {"apiGroups": ["ecr.berth.dev"], "resources": ["ecrrepositories", "lifecyclepolicies"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": ["ecr.berth.dev"], "resources": ["ecrrepositories/status", "lifecyclepolicies/status"], "verbs": ["get", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]},
+        ],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_with_only_the_documented_rbac() {
+    let Some(s) = setup("e2e-rbac").await else { return };
+    let Ok(tenant) = std::env::var("BERTH_TENANT_KUBECONFIG") else {
+        panic!("the test bed writes BERTH_TENANT_KUBECONFIG")
+    };
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::namespaced(s.client.clone(), &s.namespace);
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(documented_role(&s.namespace)).unwrap(),
+        )
+        .await
+        .expect("create Role");
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::namespaced(s.client.clone(), &s.namespace);
+    let binding = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "berth", "namespace": s.namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "berth:tenants"}],
+    });
+    bindings
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .expect("create RoleBinding");
+
+    let operator = Operator::start_as(
+        &s.testbed,
+        &s.namespace,
+        &tenant,
+        &[
+            "--leader-election",
+            "--lease-namespace",
+            &s.namespace,
+            "--lease-duration",
+            "6s",
+            "--stats-interval",
+            "2s",
+        ],
+    );
+    let spec = serde_json::json!({"repositoryName": format!("{}/rbac", s.namespace), "deletionPolicy": "Delete"});
+    s.repositories
+        .create(&PostParams::default(), &object("rbac", spec))
+        .await
+        .unwrap();
+    wait_reason(&s.repositories, "rbac", "Synced", &operator).await;
+    wait_stats(&s, "rbac", 0).await;
+    assert_eq!(s.events("rbac", "Created").await.len(), 1, "{}", operator.log_text());
+    let ready = wait_for(TIMEOUT, || async {
+        (operator.get("/readyz").await?.0 == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some());
+    // the finalizer (patch) works too: deletion completes
+    s.repositories
+        .delete("rbac", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let gone = wait_for(TIMEOUT, || async {
+        s.repositories.get_opt("rbac").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "{}", operator.log_text());
+    assert!(
+        !operator.log_text().contains("forbidden"),
+        "a call was refused:\n{}",
+        operator.log_text()
+    );
+}

@@ -147,6 +147,29 @@ impl Operator {
         instance: &str,
         extra_args: &[&str],
     ) -> Operator {
+        Self::spawn(testbed, namespace, aws_endpoint, instance, None, extra_args)
+    }
+
+    /// Runs berth with another kubeconfig (e.g. the test bed's unprivileged tenant identity).
+    pub fn start_as(testbed: &Testbed, namespace: &str, kubeconfig: &str, extra_args: &[&str]) -> Operator {
+        Self::spawn(
+            testbed,
+            namespace,
+            &testbed.aws_endpoint,
+            "",
+            Some(kubeconfig),
+            extra_args,
+        )
+    }
+
+    fn spawn(
+        testbed: &Testbed,
+        namespace: &str,
+        aws_endpoint: &str,
+        instance: &str,
+        kubeconfig: Option<&str>,
+        extra_args: &[&str],
+    ) -> Operator {
         let cluster_id = format!("test-{namespace}");
         let dir = std::path::PathBuf::from(std::env::var("BERTH_TESTBED").unwrap_or_else(|_| "target".into()));
         let log = dir.join(format!("berth-{namespace}{instance}.log"));
@@ -158,7 +181,11 @@ impl Operator {
         } else {
             &["--resync-interval", "3s"]
         };
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+        if let Some(kubeconfig) = kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        let child = command
             .args(["run", "--watch-namespace", namespace, "--cluster-id", &cluster_id])
             .args(["--region", &testbed.region])
             .args(["--metrics-addr", &http_addr, "--health-addr", &http_addr])

@@ -112,7 +112,12 @@ pub fn classify_outcome(status: Option<u16>, code: Option<&str>, timed_out: bool
     if code.ends_with("NotFoundException") || code == "NoSuchEntity" {
         return AwsErrorKind::NotFound;
     }
-    if code.ends_with("AlreadyExistsException") || code == "ConcurrentModificationException" {
+    if code.ends_with("AlreadyExistsException")
+        || matches!(
+            code,
+            "ConcurrentModificationException" | "EntityAlreadyExists" | "ConcurrentModification"
+        )
+    {
         return AwsErrorKind::Conflict;
     }
     match status {
@@ -156,6 +161,15 @@ mod tests {
         );
         assert_eq!(
             classify_outcome(Some(400), Some("RepositoryAlreadyExistsException"), false),
+            Conflict
+        );
+        // IAM's codes carry no Exception suffix
+        assert_eq!(
+            classify_outcome(Some(409), Some("EntityAlreadyExists"), false),
+            Conflict
+        );
+        assert_eq!(
+            classify_outcome(Some(409), Some("ConcurrentModification"), false),
             Conflict
         );
         assert!(Conflict.is_transient());

@@ -386,3 +386,50 @@ async fn the_provider_flag_is_used_as_given() {
     assert!(!made.contains_key("ListOpenIDConnectProviders"), "{made:?}");
     assert!(!made.contains_key("CreateOpenIDConnectProvider"), "{made:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_to_creates_create_nothing_twice() {
+    let Some(s) = setup("e2e-lost-answer").await else {
+        return;
+    };
+    let (proxy, operator) = s
+        .operator_behind_proxy(&["--create-github-oidc-provider", "--stats-interval", "1h"])
+        .await;
+    // both creates take effect in moto, but berth hears a 500 and tries again
+    proxy.lose_next_answer("CreateRepository");
+    proxy.lose_next_answer("CreateRole");
+    let name = format!("{}/retry", s.namespace);
+    let spec = json!({
+        "repositoryName": name,
+        "access": {"push": [{"githubActions": {"repository": "acme/retry", "refs": ["refs/heads/main"]}}]},
+    });
+    s.repositories
+        .create(&PostParams::default(), &object("retry", spec))
+        .await
+        .unwrap();
+    let ready = wait_reason(&s.repositories, "retry", "Synced", &operator).await;
+    let made = proxy.counts();
+    assert_eq!(made.get("CreateRepository"), Some(&2), "{made:?}");
+    assert_eq!(made.get("CreateRole"), Some(&2), "{made:?}");
+    // the second attempts met the first ones' results and were taken as conflicts, then observed
+    assert!(!s.events("retry", "AwsConflict").await.is_empty());
+    let repositories = s
+        .ecr
+        .describe_repositories()
+        .repository_names(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repositories.repositories().len(), 1);
+    let role_name = format!("{}-retry-push", s.namespace);
+    let created = role(&iam(&s).await, &role_name).await.expect("push role");
+    assert_eq!(ready.status.unwrap().push_role_arn.as_deref(), Some(created.arn()));
+    let inline = iam(&s)
+        .await
+        .list_role_policies()
+        .role_name(&role_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inline.policy_names(), ["berth-push"]);
+}

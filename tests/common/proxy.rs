@@ -25,6 +25,8 @@ struct Shared {
     throttle_every: Arc<AtomicU32>,
     /// Operation → (AWS error code, message) to answer its next request with.
     fail_next: Arc<Mutex<BTreeMap<String, (String, String)>>>,
+    /// Operations whose next request reaches moto but whose answer is replaced by a 500.
+    lose_next_answer: Arc<Mutex<std::collections::BTreeSet<String>>>,
     seen: Arc<AtomicU32>,
 }
 
@@ -93,7 +95,27 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
         upstream = upstream.header(name, value);
     }
     let upstream = upstream.body(Full::new(body)).expect("a valid request");
+    let lose_answer = shared.lose_next_answer.lock().unwrap().remove(&operation);
     match shared.client.request(upstream).await {
+        Ok(_) if lose_answer => {
+            let (content_type, text) = if target.is_some() {
+                (
+                    "application/x-amz-json-1.1",
+                    r#"{"__type":"InternalFailure","message":"answer lost"}"#,
+                )
+            } else {
+                (
+                    "text/xml",
+                    "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>answer lost</Message></Error></ErrorResponse>",
+                )
+            };
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, content_type)],
+                text,
+            )
+                .into_response()
+        }
         Ok(response) => {
             let (parts, body) = response.into_parts();
             Response::from_parts(parts, Body::new(body))
@@ -110,6 +132,7 @@ impl AwsProxy {
             calls: Arc::default(),
             throttle_every: Arc::default(),
             fail_next: Arc::default(),
+            lose_next_answer: Arc::default(),
             seen: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -136,6 +159,16 @@ impl AwsProxy {
             .lock()
             .unwrap()
             .insert(operation.to_owned(), (code.to_owned(), message.to_owned()));
+    }
+
+    /// Lets the next request of `operation` reach moto (it takes effect) but answers it with a
+    /// 500, as when an answer is lost on the way back.
+    pub fn lose_next_answer(&self, operation: &str) {
+        self.shared
+            .lose_next_answer
+            .lock()
+            .unwrap()
+            .insert(operation.to_owned());
     }
 
     /// Requests seen so far, by operation.

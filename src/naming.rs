@@ -7,6 +7,15 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// The longest start of `text` of at most `max` bytes that ends on a character boundary.
+pub fn cut(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// `full` when it fits in `max` bytes; else its start, cut on a character boundary, followed by
 /// `suffix(hash of full)`, `max` bytes at most. Two long names that differ anywhere differ here.
 pub fn shorten(full: &str, max: usize, suffix: impl Fn(u64) -> String) -> String {
@@ -14,11 +23,7 @@ pub fn shorten(full: &str, max: usize, suffix: impl Fn(u64) -> String) -> String
         return full.to_owned();
     }
     let suffix = suffix(fnv1a(full.as_bytes()));
-    let mut end = max.saturating_sub(suffix.len());
-    while !full.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{suffix}", &full[..end])
+    format!("{}{suffix}", cut(full, max.saturating_sub(suffix.len())))
 }
 
 #[cfg(test)]

@@ -208,6 +208,23 @@ async fn a_resync_of_an_in_sync_repository_writes_nothing() {
     );
 }
 
+/// Leader election on a Lease of the test's own, with a short duration.
+fn leader_args(lease_name: &str, namespace: &str) -> Vec<String> {
+    [
+        "--leader-election",
+        "--lease-name",
+        lease_name,
+        "--lease-namespace",
+        namespace,
+        "--lease-duration",
+        "6s",
+        "--stats-interval",
+        "1h",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 async fn lease_holder(leases: &Api<Lease>, name: &str) -> Option<String> {
     leases
         .get_opt(name)
@@ -223,17 +240,8 @@ async fn lease_holder(leases: &Api<Lease>, name: &str) -> Option<String> {
 async fn one_of_two_replicas_leads_and_the_other_takes_over_after_a_crash() {
     let Some(s) = setup("e2e-leader").await else { return };
     let lease_name = format!("berth-{}", s.namespace);
-    let args = [
-        "--leader-election",
-        "--lease-name",
-        &lease_name,
-        "--lease-namespace",
-        &s.namespace,
-        "--lease-duration",
-        "6s",
-        "--stats-interval",
-        "1h",
-    ];
+    let owned_args = leader_args(&lease_name, &s.namespace);
+    let args: Vec<&str> = owned_args.iter().map(String::as_str).collect();
     let first = Operator::start_with(&s.testbed, &s.namespace, &s.testbed.aws_endpoint, "-1", &args);
     let leases: Api<Lease> = Api::namespaced(s.client.clone(), &s.namespace);
     wait_for(TIMEOUT, || lease_holder(&leases, &lease_name))
@@ -371,17 +379,8 @@ async fn a_replica_that_loses_the_lease_stops_at_once() {
     let Some(s) = setup("e2e-lost").await else { return };
     let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
     let lease_name = format!("berth-{}", s.namespace);
-    let args = [
-        "--leader-election",
-        "--lease-name",
-        &lease_name,
-        "--lease-namespace",
-        &s.namespace,
-        "--lease-duration",
-        "6s",
-        "--stats-interval",
-        "1h",
-    ];
+    let owned_args = leader_args(&lease_name, &s.namespace);
+    let args: Vec<&str> = owned_args.iter().map(String::as_str).collect();
     let operator = Operator::start_with(&s.testbed, &s.namespace, &proxy.endpoint, "", &args);
     create(&s, "before").await;
     wait_reason(&s.repositories, "before", "Synced", &operator).await;

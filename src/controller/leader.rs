@@ -76,6 +76,8 @@ impl Leadership {
                     let holder = current.spec.and_then(|s| s.holder_identity).unwrap_or_default();
                     if !holder.is_empty() && holder != identity {
                         health.set_leader_decided();
+                        // the decision is made for good: no more reads while standing by
+                        return std::future::pending().await;
                     }
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;

@@ -10,7 +10,7 @@ use aws_sdk_ecr::types::{
     ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType, Repository, Tag,
 };
 
-use super::{AwsClients, AwsError};
+use super::{AbsentAsNone, AwsClients, AwsError};
 use crate::api::{EncryptionType, TagMutability};
 
 /// The settings of a repository that can change after creation.
@@ -196,23 +196,15 @@ impl Registry for EcrRegistry {
     }
 
     async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
-        match self
+        let output = self
             .client(region)
             .describe_repositories()
             .repository_names(name)
             .send()
             .await
-        {
-            Ok(output) => Ok(output.repositories().first().map(observed)),
-            Err(e) => {
-                let error = AwsError::from_sdk("DescribeRepositories", e);
-                if error.is_code("RepositoryNotFoundException") {
-                    Ok(None)
-                } else {
-                    Err(error)
-                }
-            }
-        }
+            .map_err(|e| AwsError::from_sdk("DescribeRepositories", e))
+            .absent_as_none()?;
+        Ok(output.and_then(|o| o.repositories().first().map(observed)))
     }
 
     async fn list_tags(&self, region: &str, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
@@ -350,23 +342,15 @@ impl Registry for EcrRegistry {
     }
 
     async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
-        match self
+        let output = self
             .client(region)
             .get_repository_policy()
             .repository_name(name)
             .send()
             .await
-        {
-            Ok(output) => Ok(output.policy_text().map(str::to_owned)),
-            Err(e) => {
-                let error = AwsError::from_sdk("GetRepositoryPolicy", e);
-                if error.is_code("RepositoryPolicyNotFoundException") {
-                    Ok(None)
-                } else {
-                    Err(error)
-                }
-            }
-        }
+            .map_err(|e| AwsError::from_sdk("GetRepositoryPolicy", e))
+            .absent_as_none()?;
+        Ok(output.and_then(|o| o.policy_text().map(str::to_owned)))
     }
 
     async fn set_repository_policy(&self, region: &str, name: &str, policy: &str) -> Result<(), AwsError> {
@@ -381,23 +365,15 @@ impl Registry for EcrRegistry {
     }
 
     async fn delete_repository_policy(&self, region: &str, name: &str) -> Result<(), AwsError> {
-        match self
-            .client(region)
+        // already gone is done
+        self.client(region)
             .delete_repository_policy()
             .repository_name(name)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let error = AwsError::from_sdk("DeleteRepositoryPolicy", e);
-                if error.is_code("RepositoryPolicyNotFoundException") {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }
-        }
+            .map_err(|e| AwsError::from_sdk("DeleteRepositoryPolicy", e))
+            .absent_as_none()?;
+        Ok(())
     }
 }
 

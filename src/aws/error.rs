@@ -91,6 +91,22 @@ impl AwsError {
     }
 }
 
+/// Reads "does not exist" (any code classified NotFound) as None, for lookups and idempotent
+/// deletes.
+pub trait AbsentAsNone<T> {
+    fn absent_as_none(self) -> Result<Option<T>, AwsError>;
+}
+
+impl<T> AbsentAsNone<T> for Result<T, AwsError> {
+    fn absent_as_none(self) -> Result<Option<T>, AwsError> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if error.kind == AwsErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
 /// Classifies a call's outcome from the HTTP status, the AWS error code and whether it timed out.
 pub fn classify_outcome(status: Option<u16>, code: Option<&str>, timed_out: bool) -> AwsErrorKind {
     if timed_out {
@@ -175,5 +191,27 @@ mod tests {
         assert!(Conflict.is_transient());
         assert!(Throttled.is_transient() && ServerError.is_transient() && Timeout.is_transient());
         assert!(!AccessDenied.is_transient() && !ClientError.is_transient() && !NotFound.is_transient());
+    }
+
+    fn error(code: &str) -> AwsError {
+        AwsError {
+            operation: "Op",
+            kind: classify_outcome(Some(400), Some(code), false),
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn absent_resources_read_as_none() {
+        for code in [
+            "NoSuchEntity",
+            "RepositoryNotFoundException",
+            "RepositoryPolicyNotFoundException",
+        ] {
+            assert_eq!(Err::<(), _>(error(code)).absent_as_none().unwrap(), None, "{code}");
+        }
+        assert_eq!(Ok::<_, AwsError>(7).absent_as_none().unwrap(), Some(7));
+        assert!(Err::<(), _>(error("AccessDeniedException")).absent_as_none().is_err());
     }
 }

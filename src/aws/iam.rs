@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 
-use super::{AwsClients, AwsError};
+use super::{AbsentAsNone, AwsClients, AwsError};
 
 /// A role as IAM reports it; `trust_policy` is the raw (URL-encoded) document.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,15 +72,6 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// Maps NoSuchEntity to None.
-fn absent_as_none<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(error) if error.is_code("NoSuchEntity") || error.is_code("NoSuchEntityException") => Ok(None),
-        Err(error) => Err(error),
-    }
-}
-
 #[async_trait]
 impl Iam for IamClient {
     async fn find_oidc_provider(&self, host: &str) -> Result<Option<String>, AwsError> {
@@ -118,14 +109,14 @@ impl Iam for IamClient {
     }
 
     async fn get_role(&self, name: &str) -> Result<Option<ObservedRole>, AwsError> {
-        let output = absent_as_none(
-            self.client
-                .get_role()
-                .role_name(name)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("GetRole", e)),
-        )?;
+        let output = self
+            .client
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetRole", e))
+            .absent_as_none()?;
         Ok(output.and_then(|o| o.role).map(|role| ObservedRole {
             name: role.role_name().to_owned(),
             arn: role.arn().to_owned(),
@@ -183,15 +174,15 @@ impl Iam for IamClient {
     }
 
     async fn get_role_policy(&self, role: &str, policy: &str) -> Result<Option<String>, AwsError> {
-        let output = absent_as_none(
-            self.client
-                .get_role_policy()
-                .role_name(role)
-                .policy_name(policy)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("GetRolePolicy", e)),
-        )?;
+        let output = self
+            .client
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetRolePolicy", e))
+            .absent_as_none()?;
         Ok(output.map(|o| o.policy_document().to_owned()))
     }
 

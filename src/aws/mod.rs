@@ -8,7 +8,7 @@ mod interceptor;
 mod observer;
 
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
-pub use error::{AwsError, AwsErrorKind, classify_outcome};
+pub use error::{AbsentAsNone, AwsError, AwsErrorKind, classify_outcome};
 pub use iam::{Iam, IamClient, NewRole, ObservedRole};
 pub use interceptor::{MetricsInterceptor, attempt_outcome, error_code};
 pub use observer::RepositoryObserver;

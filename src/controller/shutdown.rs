@@ -21,8 +21,7 @@ impl Shutdown {
     }
 
     pub async fn requested(&self) {
-        let mut receiver = self.0.clone();
-        let _ = receiver.wait_for(|requested| *requested).await;
+        self.requested_owned().await
     }
 
     /// An owned future, for APIs that take `'static` futures.

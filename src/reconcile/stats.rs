@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::api::EcrRepositoryStatus;
 use crate::aws::ImageStats;
 use crate::controller::Context;
-use crate::telemetry::{ObjectKey, RepositoryStatsSample};
+use crate::telemetry::ObjectKey;
 
 pub const STATS_FIELD_MANAGER: &str = "berth-stats";
 
@@ -181,11 +181,9 @@ async fn refresh(ctx: &Context, key: &ObjectKey, target: &StatsTarget) {
     ctx.metrics.set_repository_stats(
         key,
         &target.repository,
-        RepositoryStatsSample {
-            image_count: images.image_count,
-            size_bytes: images.size_bytes,
-            last_pushed_at: images.last_pushed_at.unwrap_or_default(),
-        },
+        images.image_count,
+        images.size_bytes,
+        images.last_pushed_at.unwrap_or_default(),
     );
     let stats = StatusStats::from_images(&images);
     if !ctx.stats.needs_write(key, target, &stats) {

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -28,35 +27,6 @@ impl AwsMetrics {
             .with_label_values(&[service, operation])
             .observe(elapsed.as_secs_f64());
     }
-
-    /// Total attempts of one operation, whatever their outcome (tests and benchmarks read it).
-    pub fn count(&self, service: &str, operation: &str) -> u64 {
-        let mut total = 0;
-        for family in self.requests.collect() {
-            for metric in family.get_metric() {
-                let label = |name: &str| {
-                    metric
-                        .get_label()
-                        .iter()
-                        .find(|l| l.name() == name)
-                        .map(|l| l.value().to_owned())
-                };
-                if label("service").as_deref() == Some(service) && label("operation").as_deref() == Some(operation) {
-                    total += metric.get_counter().get_value() as u64;
-                }
-            }
-        }
-        total
-    }
-}
-
-/// The statistics of one repository, as gauges.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RepositoryStatsSample {
-    pub image_count: i64,
-    pub size_bytes: i64,
-    /// Unix seconds of the newest push; 0 for an empty repository.
-    pub last_pushed_at: i64,
 }
 
 pub struct Metrics {
@@ -252,7 +222,15 @@ impl Metrics {
         self.managed_objects.reset();
     }
 
-    pub fn set_repository_stats(&self, key: &ObjectKey, repository: &str, sample: RepositoryStatsSample) {
+    /// `last_pushed_at`: Unix seconds of the newest push, 0 for an empty repository.
+    pub fn set_repository_stats(
+        &self,
+        key: &ObjectKey,
+        repository: &str,
+        image_count: i64,
+        size_bytes: i64,
+        last_pushed_at: i64,
+    ) {
         let previous = self
             .stats_repository
             .lock()
@@ -262,13 +240,9 @@ impl Metrics {
             self.remove_stats_series(key, &previous);
         }
         let labels = [key.0.as_str(), key.1.as_str(), repository];
-        self.repository_images
-            .with_label_values(&labels)
-            .set(sample.image_count);
-        self.repository_size.with_label_values(&labels).set(sample.size_bytes);
-        self.repository_last_push
-            .with_label_values(&labels)
-            .set(sample.last_pushed_at);
+        self.repository_images.with_label_values(&labels).set(image_count);
+        self.repository_size.with_label_values(&labels).set(size_bytes);
+        self.repository_last_push.with_label_values(&labels).set(last_pushed_at);
     }
 
     fn forget_repository_stats(&self, key: &ObjectKey) {
@@ -333,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn aws_counts_sum_outcomes_of_one_operation() {
+    fn aws_attempts_are_counted_by_outcome_and_timed() {
         let metrics = Metrics::new();
         metrics
             .aws
@@ -344,8 +318,24 @@ mod tests {
         metrics
             .aws
             .record("ecr", "TagResource", "success", Duration::from_millis(5));
-        assert_eq!(metrics.aws.count("ecr", "CreateRepository"), 2);
-        assert_eq!(metrics.aws.count("iam", "CreateRole"), 0);
+        let requests = |operation: &str, outcome: &str| {
+            metrics
+                .aws
+                .requests
+                .with_label_values(&["ecr", operation, outcome])
+                .get()
+        };
+        assert_eq!(requests("CreateRepository", "throttled"), 1);
+        assert_eq!(requests("CreateRepository", "success"), 1);
+        assert_eq!(requests("TagResource", "success"), 1);
+        assert_eq!(
+            metrics
+                .aws
+                .duration
+                .with_label_values(&["ecr", "CreateRepository"])
+                .get_sample_count(),
+            2
+        );
         assert!(
             metrics.render().contains(
                 r#"berth_aws_requests_total{operation="CreateRepository",outcome="throttled",service="ecr"} 1"#
@@ -357,12 +347,7 @@ mod tests {
     fn repository_gauges_disappear_with_the_object() {
         let metrics = Metrics::new();
         let key = ("team".to_owned(), "api".to_owned());
-        let sample = RepositoryStatsSample {
-            image_count: 3,
-            size_bytes: 300,
-            last_pushed_at: 1_700_000_000,
-        };
-        metrics.set_repository_stats(&key, "team/api", sample);
+        metrics.set_repository_stats(&key, "team/api", 3, 300, 1_700_000_000);
         assert!(
             metrics
                 .render()

@@ -12,8 +12,9 @@ use serde_json::json;
 use super::apply_access::{apply_access, delete_push_role, role_name_of};
 use super::desired::{DesiredRepository, ValidationSettings, desired_repository};
 use super::plan::{Change, ObservedState, Ownership, ownership, plan};
-use super::status::{Outcome, READY, needs_write, repository_status};
+use super::status::{Outcome, is_ready, needs_write, repository_status};
 use crate::api::{DeletionPolicy, EcrRepository};
+use crate::aws::AbsentAsNone;
 use crate::controller::{Context, REPOSITORY_KIND};
 use crate::error::{Error, Result};
 use crate::reconcile::stats::StatsTarget;
@@ -35,18 +36,10 @@ pub async fn reconcile(repository: Arc<EcrRepository>, ctx: Arc<Context>) -> Res
     result
 }
 
-fn is_ready(repository: &EcrRepository) -> bool {
-    repository
-        .status
-        .as_ref()
-        .and_then(|s| s.condition(READY))
-        .is_some_and(|c| c.status == "True")
-}
-
 /// True when the last reconcile found this generation in sync: any change needed now was made
 /// outside berth (drift), not asked for by a spec change.
 fn synced_this_generation(repository: &EcrRepository) -> bool {
-    is_ready(repository)
+    repository.status.as_ref().is_some_and(is_ready)
         && repository.status.as_ref().and_then(|s| s.observed_generation) == repository.metadata.generation
 }
 
@@ -276,9 +269,9 @@ async fn delete_repository(repository: &EcrRepository, ctx: &Context, desired: &
         .registry
         .delete_repository(&desired.region, &desired.name, force)
         .await
+        .absent_as_none()
     {
-        Ok(()) => {}
-        Err(e) if e.is_code("RepositoryNotFoundException") => {}
+        Ok(_) => {}
         Err(e) if e.is_code("RepositoryNotEmptyException") => {
             let images = ctx.registry.count_images(&desired.region, &desired.name).await?;
             return Err(deletion_blocked(&desired.name, images));
@@ -333,9 +326,8 @@ async fn write_status(repository: &EcrRepository, ctx: &Context, outcome: Outcom
         outcome,
         now(),
     );
-    let ready = status.condition(READY).is_some_and(|c| c.status == "True");
     ctx.metrics
-        .set_ready(REPOSITORY_KIND, ctx.object_key(repository), ready);
+        .set_ready(REPOSITORY_KIND, ctx.object_key(repository), is_ready(&status));
     if !needs_write(repository.status.as_ref(), &status) {
         return Ok(());
     }

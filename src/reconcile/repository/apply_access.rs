@@ -11,7 +11,7 @@ use super::access::{
 use super::apply::{publish, report_change, report_change_as};
 use super::desired::DesiredRepository;
 use crate::api::EcrRepository;
-use crate::aws::{AwsErrorKind, NewRole};
+use crate::aws::{AbsentAsNone, AwsErrorKind, NewRole};
 use crate::controller::Context;
 use crate::error::{Error, Result};
 use crate::policy::{self, GITHUB_AUDIENCE, GITHUB_OIDC_HOST};
@@ -126,7 +126,7 @@ async fn set_policy(ctx: &Context, desired: &DesiredRepository, document: &Value
 
 /// The GitHub Actions OIDC provider: the flag, else the account's provider, else (only with
 /// `--create-github-oidc-provider`) a new one tagged as berth's.
-async fn github_provider(ctx: &Context, desired: &DesiredRepository) -> Result<String> {
+async fn github_provider(ctx: &Context) -> Result<String> {
     if let Some(arn) = &ctx.roles.github_provider_arn {
         return Ok(arn.clone());
     }
@@ -145,7 +145,7 @@ async fn github_provider(ctx: &Context, desired: &DesiredRepository) -> Result<S
             tags.insert(super::desired::OWNER_TAG.to_owned(), format!("{}/github-oidc-provider", ctx.validation.cluster_id));
             let url = format!("https://{GITHUB_OIDC_HOST}");
             let arn = ctx.iam.create_oidc_provider(&url, GITHUB_AUDIENCE, &tags).await?;
-            tracing::info!(%arn, owner = desired.owner, "created the GitHub Actions OIDC provider");
+            tracing::info!(%arn, "created the GitHub Actions OIDC provider");
             Ok(arn)
         })
         .await
@@ -177,7 +177,7 @@ async fn ensure_push_role(
     repository_arn: &str,
     drift_only: bool,
 ) -> Result<(String, bool)> {
-    let provider = github_provider(ctx, desired).await?;
+    let provider = github_provider(ctx).await?;
     let desired_role = DesiredRole {
         name: role_name.to_owned(),
         path: ctx.roles.path.clone(),
@@ -262,11 +262,7 @@ pub async fn delete_push_role(
     for policy_name in ctx.iam.list_role_policies(role_name).await? {
         ctx.iam.delete_role_policy(role_name, &policy_name).await?;
     }
-    match ctx.iam.delete_role(role_name).await {
-        Ok(()) => {}
-        Err(error) if error.is_code("NoSuchEntity") => {}
-        Err(error) => return Err(error.into()),
-    }
+    ctx.iam.delete_role(role_name).await.absent_as_none()?;
     let note = format!("deleted push role {}", role.arn);
     publish(ctx, repository, EventType::Normal, "Deleted", "DeleteRole", &note).await;
     Ok(())

@@ -75,6 +75,11 @@ pub fn repository_status(
     }
 }
 
+/// Whether the status reports Ready=True.
+pub fn is_ready(status: &EcrRepositoryStatus) -> bool {
+    status.condition(READY).is_some_and(|c| c.status == "True")
+}
+
 /// Whether `desired` differs from what `current` holds in the fields `berth` owns.
 pub fn needs_write(current: Option<&EcrRepositoryStatus>, desired: &EcrRepositoryStatus) -> bool {
     let Some(current) = current else { return true };

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use berth::policy::{self, Access, GithubPusher, Principal};
-use common::{Operator, Setup, TIMEOUT, is_write, object, setup, wait_for, wait_reason};
-use kube::api::{DeleteParams, PostParams};
+use common::{Operator, Setup, TIMEOUT, is_write, setup, wait_for, wait_reason};
+use kube::api::DeleteParams;
 use serde_json::{Value, json};
 
 const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/berth-boundary";
@@ -55,13 +55,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
             {"githubActions": {"repository": "acme/payments-api", "refs": ["refs/heads/main", "refs/tags/v*"]}},
         ],
     });
-    s.repositories
-        .create(
-            &PostParams::default(),
-            &object("api", json!({"repositoryName": name, "access": access})),
-        )
-        .await
-        .unwrap();
+    s.create("api", json!({"repositoryName": name, "access": access})).await;
     let ready = wait_reason(&s.repositories, "api", "Synced", &operator).await;
     let status = ready.status.unwrap();
     let role_name = format!("{}-api-push", s.namespace);
@@ -195,12 +189,10 @@ async fn access_policy_and_push_role_follow_the_spec() {
         "policy drift not corrected\n{}",
         operator.log_text()
     );
-    let drift = s.events("api", "DriftCorrected").await;
     assert!(
-        drift
-            .iter()
-            .any(|e| e.note.as_deref().unwrap_or_default().starts_with("repositoryPolicy")),
-        "{drift:?}"
+        s.drift_reported("api", "repositoryPolicy").await,
+        "{:?}",
+        s.events("api", "DriftCorrected").await
     );
 
     // a trust policy widened out of band (any repository may assume the role) is set back too
@@ -225,14 +217,10 @@ async fn access_policy_and_push_role_follow_the_spec() {
         "trust policy drift not corrected\n{}",
         operator.log_text()
     );
-    let drift = s.events("api", "DriftCorrected").await;
     assert!(
-        drift.iter().any(|e| e
-            .note
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("pushRole.trustPolicy")),
-        "{drift:?}"
+        s.drift_reported("api", "pushRole.trustPolicy").await,
+        "{:?}",
+        s.events("api", "DriftCorrected").await
     );
 
     // removing the GitHub grant deletes the role (inline policy first) and its grant
@@ -281,10 +269,7 @@ async fn a_role_iam_has_not_propagated_is_retried_and_delete_takes_the_role() {
         "repositoryName": name, "deletionPolicy": "Delete",
         "access": {"push": [{"githubActions": {"repository": "acme/ci", "environments": ["production"]}}]},
     });
-    s.repositories
-        .create(&PostParams::default(), &object("ci", spec))
-        .await
-        .unwrap();
+    s.create("ci", spec).await;
     let ready = wait_reason(&s.repositories, "ci", "Synced", &operator).await;
     assert_eq!(
         proxy.counts().get("SetRepositoryPolicy"),
@@ -350,10 +335,7 @@ async fn public_access_is_refused_without_the_flag() {
     let operator = Operator::start(&s.testbed, &s.namespace, &["--stats-interval", "1h"]);
     let name = format!("{}/open", s.namespace);
     let spec = json!({"repositoryName": name, "access": {"pull": [{"arn": "*"}]}});
-    s.repositories
-        .create(&PostParams::default(), &object("open", spec))
-        .await
-        .unwrap();
+    s.create("open", spec).await;
     let refused = wait_reason(&s.repositories, "open", "InvalidSpec", &operator).await;
     let message = refused.status.unwrap().conditions[0].message.clone();
     assert!(
@@ -382,10 +364,7 @@ async fn the_provider_flag_is_used_as_given() {
         "repositoryName": format!("{}/flag", s.namespace),
         "access": {"push": [{"githubActions": {"repository": "acme/flag", "refs": ["refs/heads/main"]}}]},
     });
-    s.repositories
-        .create(&PostParams::default(), &object("flag", spec))
-        .await
-        .unwrap();
+    s.create("flag", spec).await;
     wait_reason(&s.repositories, "flag", "Synced", &operator).await;
     let created = role(&iam(&s).await, &format!("{}-flag-push", s.namespace))
         .await
@@ -413,10 +392,7 @@ async fn lost_answers_to_creates_create_nothing_twice() {
         "repositoryName": name,
         "access": {"push": [{"githubActions": {"repository": "acme/retry", "refs": ["refs/heads/main"]}}]},
     });
-    s.repositories
-        .create(&PostParams::default(), &object("retry", spec))
-        .await
-        .unwrap();
+    s.create("retry", spec).await;
     let ready = wait_reason(&s.repositories, "retry", "Synced", &operator).await;
     let made = proxy.counts();
     assert_eq!(made.get("CreateRepository"), Some(&2), "{made:?}");

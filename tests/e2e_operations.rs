@@ -9,16 +9,14 @@ use std::time::Duration;
 
 use aws_sdk_ecr::primitives::DateTime;
 use common::proxy::AwsProxy;
-use common::{Operator, Setup, TIMEOUT, is_write, metric_sum, object, setup, wait_for, wait_reason};
+use common::{Operator, Setup, TIMEOUT, is_write, metric_sum, setup, wait_for, wait_reason};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
 
-async fn create(s: &Setup, name: &str) {
+/// An EcrRepository with a name under the namespace and one tag.
+async fn create_plain(s: &Setup, name: &str) {
     let spec = serde_json::json!({"repositoryName": format!("{}/{name}", s.namespace), "tags": {"team": "ops"}});
-    s.repositories
-        .create(&PostParams::default(), &object(name, spec))
-        .await
-        .expect("create EcrRepository");
+    s.create(name, spec).await;
 }
 
 /// Waits until the statistics refresher has written the status of `name`.
@@ -46,7 +44,7 @@ async fn metrics_count_exactly_the_aws_calls_made() {
             "json",
         ])
         .await;
-    create(&s, "api").await;
+    create_plain(&s, "api").await;
     wait_reason(&s.repositories, "api", "Synced", &operator).await;
     wait_stats(&s, "api", 0).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -130,7 +128,7 @@ async fn metrics_count_exactly_the_aws_calls_made() {
     // throttled attempts are counted as such, and the SDK's retries make the call succeed
     proxy.reset();
     proxy.throttle_every(2);
-    create(&s, "web").await;
+    create_plain(&s, "web").await;
     wait_reason(&s.repositories, "web", "Synced", &operator).await;
     proxy.throttle_every(0);
     let text = operator.get("/metrics").await.unwrap().1;
@@ -147,7 +145,7 @@ async fn a_resync_of_an_in_sync_repository_writes_nothing() {
     let Some(s) = setup("e2e-steady").await else { return };
     let (proxy, operator) = s.operator_behind_proxy(&["--stats-interval", "1h"]).await;
     for name in ["a", "b", "c"] {
-        create(&s, name).await;
+        create_plain(&s, name).await;
     }
     for name in ["a", "b", "c"] {
         wait_reason(&s.repositories, name, "Synced", &operator).await;
@@ -248,7 +246,7 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_after_a_crash() {
         .await
         .expect("the first replica takes the Lease");
     let mut second = Operator::start_with(&s.testbed, &s.namespace, &s.testbed.aws_endpoint, "-2", &args);
-    create(&s, "one").await;
+    create_plain(&s, "one").await;
     wait_reason(&s.repositories, "one", "Synced", &first).await;
 
     // both are ready (the standby has seen the leader), exactly one leads and calls AWS
@@ -275,7 +273,7 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_after_a_crash() {
     let mut first = first;
     first.signal_and_wait("KILL", Duration::from_secs(5)).expect("killed");
     let killed_at = std::time::Instant::now();
-    create(&s, "two").await;
+    create_plain(&s, "two").await;
     wait_reason(&s.repositories, "two", "Synced", &second).await;
     let took = killed_at.elapsed();
     assert!(
@@ -303,7 +301,7 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_after_a_crash() {
 async fn statistics_follow_the_images_pushed() {
     let Some(s) = setup("e2e-stats").await else { return };
     let operator = Operator::start(&s.testbed, &s.namespace, &["--stats-interval", "2s"]);
-    create(&s, "img").await;
+    create_plain(&s, "img").await;
     wait_reason(&s.repositories, "img", "Synced", &operator).await;
     wait_stats(&s, "img", 0).await;
 
@@ -382,7 +380,7 @@ async fn a_replica_that_loses_the_lease_stops_at_once() {
     let owned_args = leader_args(&lease_name, &s.namespace);
     let args: Vec<&str> = owned_args.iter().map(String::as_str).collect();
     let operator = Operator::start_with(&s.testbed, &s.namespace, &proxy.endpoint, "", &args);
-    create(&s, "before").await;
+    create_plain(&s, "before").await;
     wait_reason(&s.repositories, "before", "Synced", &operator).await;
 
     // another replica takes the Lease (as after a network partition) and keeps renewing it
@@ -414,7 +412,7 @@ async fn a_replica_that_loses_the_lease_stops_at_once() {
 
     // from now on nothing is written: a new object stays untouched, AWS sees no call
     proxy.reset();
-    create(&s, "after").await;
+    create_plain(&s, "after").await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(s.repositories.get("after").await.unwrap().status, None);
     assert_eq!(proxy.counts(), Default::default(), "calls after losing the Lease");
@@ -437,10 +435,7 @@ async fn converges_with_a_fifth_of_the_calls_throttled() {
                 "push": [{"githubActions": {"repository": format!("acme/{name}"), "refs": ["refs/heads/main"]}}],
             },
         });
-        s.repositories
-            .create(&PostParams::default(), &object(name, spec))
-            .await
-            .unwrap();
+        s.create(name, spec).await;
     }
     for name in &names {
         let ready = wait_reason(&s.repositories, name, "Synced", &operator).await;
@@ -532,10 +527,7 @@ async fn runs_with_only_the_documented_rbac() {
         ],
     );
     let spec = serde_json::json!({"repositoryName": format!("{}/rbac", s.namespace), "deletionPolicy": "Delete"});
-    s.repositories
-        .create(&PostParams::default(), &object("rbac", spec))
-        .await
-        .unwrap();
+    s.create("rbac", spec).await;
     wait_reason(&s.repositories, "rbac", "Synced", &operator).await;
     wait_stats(&s, "rbac", 0).await;
     assert_eq!(s.events("rbac", "Created").await.len(), 1, "{}", operator.log_text());
@@ -549,11 +541,8 @@ async fn runs_with_only_the_documented_rbac() {
         .delete("rbac", &kube::api::DeleteParams::default())
         .await
         .unwrap();
-    let gone = wait_for(TIMEOUT, || async {
-        s.repositories.get_opt("rbac").await.ok()?.is_none().then_some(())
-    })
-    .await;
-    assert!(gone.is_some(), "{}", operator.log_text());
+    let gone = s.wait_gone("rbac").await;
+    assert!(gone, "{}", operator.log_text());
     assert!(
         !operator.log_text().contains("forbidden"),
         "a call was refused:\n{}",

@@ -42,10 +42,7 @@ async fn create_update_correct_drift_and_retain() {
         "repositoryName": name, "imageTagMutability": "Immutable", "mutabilityExclusions": ["latest"],
         "tags": {"team": "payments"},
     });
-    s.repositories
-        .create(&PostParams::default(), &object("api", spec))
-        .await
-        .unwrap();
+    s.create("api", spec).await;
     let ready = wait_reason(&s.repositories, "api", "Synced", &operator).await;
 
     // the repository exists with exactly the declared settings
@@ -146,11 +143,8 @@ async fn create_update_correct_drift_and_retain() {
 
     // Retain: deleting the object leaves the repository
     s.repositories.delete("api", &DeleteParams::default()).await.unwrap();
-    let gone = wait_for(TIMEOUT, || async {
-        s.repositories.get_opt("api").await.unwrap().is_none().then_some(())
-    })
-    .await;
-    assert!(gone.is_some(), "object not deleted (finalizer left?)");
+    let gone = s.wait_gone("api").await;
+    assert!(gone, "object not deleted (finalizer left?)");
     assert!(
         describe(&s.ecr, &name).await.is_some(),
         "Retain must keep the repository"
@@ -173,16 +167,11 @@ async fn delete_policy_removes_the_repository_unless_it_holds_images() {
 
     // Delete on an empty repository: gone
     let empty = format!("{}/empty", s.namespace);
-    s.repositories
-        .create(
-            &PostParams::default(),
-            &object(
-                "empty",
-                serde_json::json!({"repositoryName": empty, "deletionPolicy": "Delete"}),
-            ),
-        )
-        .await
-        .unwrap();
+    s.create(
+        "empty",
+        serde_json::json!({"repositoryName": empty, "deletionPolicy": "Delete"}),
+    )
+    .await;
     let ready = wait_reason(&s.repositories, "empty", "Synced", &operator).await;
     assert!(
         ready
@@ -190,11 +179,8 @@ async fn delete_policy_removes_the_repository_unless_it_holds_images() {
             .contains(&berth::reconcile::repository::FINALIZER.to_owned())
     );
     s.repositories.delete("empty", &DeleteParams::default()).await.unwrap();
-    let gone = wait_for(TIMEOUT, || async {
-        s.repositories.get_opt("empty").await.unwrap().is_none().then_some(())
-    })
-    .await;
-    assert!(gone.is_some(), "object not released\n{}", operator.log_text());
+    let gone = s.wait_gone("empty").await;
+    assert!(gone, "object not released\n{}", operator.log_text());
     assert!(
         describe(&s.ecr, &empty).await.is_none(),
         "Delete must remove the repository"
@@ -202,16 +188,11 @@ async fn delete_policy_removes_the_repository_unless_it_holds_images() {
 
     // Delete with images and no forceDelete: blocked, nothing deleted
     let full = format!("{}/full", s.namespace);
-    s.repositories
-        .create(
-            &PostParams::default(),
-            &object(
-                "full",
-                serde_json::json!({"repositoryName": full, "deletionPolicy": "Delete"}),
-            ),
-        )
-        .await
-        .unwrap();
+    s.create(
+        "full",
+        serde_json::json!({"repositoryName": full, "deletionPolicy": "Delete"}),
+    )
+    .await;
     wait_reason(&s.repositories, "full", "Synced", &operator).await;
     for tag in ["v1", "v2"] {
         s.ecr
@@ -235,26 +216,13 @@ async fn delete_policy_removes_the_repository_unless_it_holds_images() {
     // forceDelete lets it go
     s.merge("full", serde_json::json!({"spec": {"forceDelete": true}}))
         .await;
-    let gone = wait_for(TIMEOUT, || async {
-        s.repositories.get_opt("full").await.unwrap().is_none().then_some(())
-    })
-    .await;
-    assert!(
-        gone.is_some(),
-        "object not released after forceDelete\n{}",
-        operator.log_text()
-    );
+    let gone = s.wait_gone("full").await;
+    assert!(gone, "object not released after forceDelete\n{}", operator.log_text());
     assert!(describe(&s.ecr, &full).await.is_none());
 
     // Retain carries no finalizer: nothing to clean up
     let kept = format!("{}/kept", s.namespace);
-    s.repositories
-        .create(
-            &PostParams::default(),
-            &object("kept", serde_json::json!({"repositoryName": kept})),
-        )
-        .await
-        .unwrap();
+    s.create("kept", serde_json::json!({"repositoryName": kept})).await;
     let ready = wait_reason(&s.repositories, "kept", "Synced", &operator).await;
     assert!(ready.finalizers().is_empty(), "{:?}", ready.finalizers());
 }
@@ -273,13 +241,7 @@ async fn adoption_and_ownership() {
         .unwrap();
 
     // refused without adopt, and nothing is written
-    s.repositories
-        .create(
-            &PostParams::default(),
-            &object("legacy", serde_json::json!({"repositoryName": name})),
-        )
-        .await
-        .unwrap();
+    s.create("legacy", serde_json::json!({"repositoryName": name})).await;
     wait_reason(&s.repositories, "legacy", "AdoptionRequired", &operator).await;
     let arn = describe(&s.ecr, &name)
         .await
@@ -305,16 +267,11 @@ async fn adoption_and_ownership() {
     assert_eq!(s.events("legacy", "Adopted").await.len(), 1);
 
     // a second object naming the same repository is refused, even with adopt
-    s.repositories
-        .create(
-            &PostParams::default(),
-            &object(
-                "twin",
-                serde_json::json!({"repositoryName": name, "adopt": true, "tags": {"team": "twin"}}),
-            ),
-        )
-        .await
-        .unwrap();
+    s.create(
+        "twin",
+        serde_json::json!({"repositoryName": name, "adopt": true, "tags": {"team": "twin"}}),
+    )
+    .await;
     let twin = wait_reason(&s.repositories, "twin", "OwnedByOther", &operator).await;
     assert!(
         twin.status
@@ -350,16 +307,11 @@ async fn invalid_specs_are_refused_without_aws_calls() {
 
     // CEL-only rules (dropped by this 1.20 apiserver) are caught by the controller
     let reserved = format!("{}/reserved", s.namespace);
-    s.repositories
-        .create(
-            &PostParams::default(),
-            &object(
-                "reserved",
-                serde_json::json!({"repositoryName": reserved, "tags": {"aws:team": "x"}}),
-            ),
-        )
-        .await
-        .unwrap();
+    s.create(
+        "reserved",
+        serde_json::json!({"repositoryName": reserved, "tags": {"aws:team": "x"}}),
+    )
+    .await;
     let invalid = wait_reason(&s.repositories, "reserved", "InvalidSpec", &operator).await;
     assert!(
         invalid
@@ -376,13 +328,8 @@ async fn invalid_specs_are_refused_without_aws_calls() {
     );
 
     // the tenancy guard
-    s.repositories
-        .create(
-            &PostParams::default(),
-            &object("foreign", serde_json::json!({"repositoryName": "someone-else/app"})),
-        )
-        .await
-        .unwrap();
+    s.create("foreign", serde_json::json!({"repositoryName": "someone-else/app"}))
+        .await;
     let foreign = wait_reason(&s.repositories, "foreign", "InvalidSpec", &operator).await;
     assert!(
         foreign

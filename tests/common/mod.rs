@@ -386,6 +386,31 @@ impl Setup {
             .collect()
     }
 
+    /// Creates the EcrRepository `name` with `spec` in this test's namespace.
+    pub async fn create(&self, name: &str, spec: serde_json::Value) {
+        self.repositories
+            .create(&PostParams::default(), &object(name, spec))
+            .await
+            .expect("create EcrRepository");
+    }
+
+    /// Waits until the EcrRepository `name` is gone (its finalizer, if any, released).
+    pub async fn wait_gone(&self, name: &str) -> bool {
+        wait_for(TIMEOUT, || async {
+            self.repositories.get_opt(name).await.ok()?.is_none().then_some(())
+        })
+        .await
+        .is_some()
+    }
+
+    /// Whether a DriftCorrected Event about `name` names `field`.
+    pub async fn drift_reported(&self, name: &str, field: &str) -> bool {
+        self.events(name, "DriftCorrected")
+            .await
+            .iter()
+            .any(|e| e.note.as_deref().unwrap_or_default().starts_with(field))
+    }
+
     /// A JSON merge patch of the EcrRepository `name`.
     pub async fn merge(&self, name: &str, patch: serde_json::Value) {
         self.repositories

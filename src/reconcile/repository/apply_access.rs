@@ -29,12 +29,14 @@ pub async fn apply_access(
     repository_arn: &str,
     drift_only: bool,
 ) -> Result<Option<String>> {
-    let mut push_role = None;
-    if let Some(role_name) = &desired.access.role_name {
-        push_role = Some(ensure_push_role(repository, ctx, desired, role_name, repository_arn, drift_only).await?);
-    }
-    let push_role_arn = push_role.as_ref().map(|(arn, _)| arn.clone());
-    let role_is_new = push_role.as_ref().is_some_and(|(_, new)| *new);
+    let (push_role_arn, role_is_new) = match &desired.access.role_name {
+        Some(role_name) => {
+            let (arn, is_new) =
+                ensure_push_role(repository, ctx, desired, role_name, repository_arn, drift_only).await?;
+            (Some(arn), is_new)
+        }
+        None => (None, false),
+    };
 
     // Without access berth leaves the policy alone; after a spec change of an object it synced
     // before, it removes its own (a new object has nothing of berth's to remove).

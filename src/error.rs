@@ -40,6 +40,15 @@ impl Error {
         }
     }
 
+    /// The Warning Event's action: the AWS operation that failed, else `Reconcile`. Distinct
+    /// actions keep kube's recorder from folding different failures into one series.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Error::Aws(aws) => aws.operation,
+            _ => "Reconcile",
+        }
+    }
+
     /// The `reason` label of `berth_reconcile_errors_total`.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -65,3 +74,21 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::AwsErrorKind;
+
+    #[test]
+    fn warnings_name_the_failed_operation() {
+        let aws = Error::Aws(AwsError {
+            operation: "SetRepositoryPolicy",
+            kind: AwsErrorKind::ClientError,
+            code: "InvalidParameterException".into(),
+            message: "bad".into(),
+        });
+        assert_eq!(aws.action(), "SetRepositoryPolicy");
+        assert_eq!(Error::InvalidSpec("spec.tags".into()).action(), "Reconcile");
+    }
+}

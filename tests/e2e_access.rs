@@ -292,6 +292,8 @@ async fn a_role_iam_has_not_propagated_is_retried_and_delete_takes_the_role() {
         .collect();
     assert_eq!(retried.len(), 1, "one retried refusal");
     assert!(retried[0].note.as_deref().unwrap().contains("retrying"));
+    // the Warning names the failed operation, so it is not folded into another conflict's series
+    assert_eq!(retried[0].action.as_deref(), Some("SetRepositoryPolicy"));
     let text = operator.get("/metrics").await.unwrap().1;
     assert!(
         common::metric_sum(&text, "berth_reconcile_errors_total", &[("reason", "conflict")]) >= 1.0,

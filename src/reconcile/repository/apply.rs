@@ -369,7 +369,7 @@ async fn report_failure(repository: &EcrRepository, ctx: &Context, error: &Error
         repository,
         EventType::Warning,
         error.reason(),
-        "Reconcile",
+        error.action(),
         &message,
     )
     .await;

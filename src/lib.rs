@@ -10,6 +10,8 @@ pub mod aws;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod images;
+pub mod lifecycle;
 pub mod naming;
 pub mod policy;
 pub mod reconcile;

@@ -129,3 +129,288 @@ fn access_grants_name_exactly_one_principal() {
         "at least one ref or environment",
     );
 }
+
+// --- LifecyclePolicy -------------------------------------------------------------------------
+
+fn lifecycle_policy(spec: serde_json::Value) -> LifecyclePolicy {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "LifecyclePolicy",
+        "metadata": {"name": "keep-releases", "namespace": "ns"}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// A valid policy exercising every count type, both actions and both storage classes.
+fn valid_lifecycle_spec() -> serde_json::Value {
+    serde_json::json!({
+        "repositorySelector": {"matchLabels": {"tier": "prod", "app.kubernetes.io/part-of": "payments"}},
+        "mode": "Preview",
+        "rules": [
+            {"priority": 1, "description": "keep the last 30 releases",
+             "selection": {"tagStatus": "Tagged", "tagPatterns": ["v*", "*-*-*-*"], "countType": "ImageCountMoreThan", "countNumber": 30},
+             "action": {"type": "Expire"}},
+            {"priority": 2,
+             "selection": {"tagStatus": "Tagged", "tagPrefixes": ["pr-"], "countType": "SinceImagePushed", "countUnit": "Days", "countNumber": 14},
+             "action": {"type": "Expire"}},
+            {"priority": 3,
+             "selection": {"tagStatus": "Untagged", "countType": "SinceImagePulled", "countUnit": "Days", "countNumber": 30, "storageClass": "Standard"},
+             "action": {"type": "Transition", "targetStorageClass": "Archive"}},
+            {"priority": 4,
+             "selection": {"tagStatus": "Untagged", "countType": "SinceImageTransitioned", "countUnit": "Days", "countNumber": 90, "storageClass": "Archive"},
+             "action": {"type": "Expire"}},
+            {"priority": 10,
+             "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 500},
+             "action": {"type": "Expire"}},
+        ],
+    })
+}
+
+/// `valid_lifecycle_spec` with `change` applied to its JSON.
+fn lifecycle_spec_with(change: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
+    let mut spec = valid_lifecycle_spec();
+    change(&mut spec);
+    spec
+}
+
+fn rejects_lifecycle(spec: serde_json::Value, message_part: &str) {
+    let errors = validate_cel(&lifecycle_policy(spec.clone())).expect_err(&format!("{spec} should be rejected"));
+    assert!(
+        format!("{errors:?}").contains(message_part),
+        "{spec}: {errors:?} should mention {message_part}"
+    );
+}
+
+#[test]
+fn valid_lifecycle_policies_pass() {
+    validate_cel(&lifecycle_policy(valid_lifecycle_spec())).unwrap();
+    validate_cel(&lifecycle_policy(serde_json::json!({
+        "repositories": ["payments-api", "payments.worker"],
+        "rules": [{"priority": 1, "selection": {"tagStatus": "Untagged", "countType": "ImageCountMoreThan", "countNumber": 1},
+                   "action": {"type": "Expire"}}],
+    })))
+    .unwrap();
+    // the Any rule alone is also the last one
+    validate_cel(&lifecycle_policy(serde_json::json!({
+        "repositorySelector": {},
+        "rules": [{"priority": 7, "selection": {"tagStatus": "Any", "countType": "SinceImagePushed", "countUnit": "Days", "countNumber": 1},
+                   "action": {"type": "Expire"}}],
+    })))
+    .unwrap();
+}
+
+#[test]
+fn lifecycle_selects_repositories_one_way() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["repositories"] = serde_json::json!(["payments-api"])),
+        "spec: set exactly one of repositorySelector and repositories",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| {
+            s.as_object_mut().unwrap().remove("repositorySelector");
+        }),
+        "spec: set exactly one of repositorySelector and repositories",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["repositorySelector"]["matchLabels"] = serde_json::json!({"": "x"})),
+        "matchLabels: keys must be label keys",
+    );
+}
+
+#[test]
+fn lifecycle_priorities_are_unique() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][1]["priority"] = serde_json::json!(1)),
+        "spec.rules: priorities must be unique",
+    );
+}
+
+#[test]
+fn lifecycle_any_only_in_the_last_rule() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][0]["priority"] = serde_json::json!(20)),
+        "tagStatus Any is only allowed in the rule with the highest priority number",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| {
+            s["rules"][0]["selection"] =
+                serde_json::json!({"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 3});
+        }),
+        "tagStatus Any is only allowed in the rule with the highest priority number",
+    );
+}
+
+#[test]
+fn lifecycle_tagged_needs_patterns_xor_prefixes() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][0]["selection"]["tagPrefixes"] = serde_json::json!(["v"])),
+        "tagStatus Tagged needs exactly one of tagPatterns and tagPrefixes",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| {
+            s["rules"][0]["selection"]
+                .as_object_mut()
+                .unwrap()
+                .remove("tagPatterns");
+        }),
+        "tagStatus Tagged needs exactly one of tagPatterns and tagPrefixes",
+    );
+}
+
+#[test]
+fn lifecycle_untagged_and_any_have_no_tag_lists() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][2]["selection"]["tagPatterns"] = serde_json::json!(["v*"])),
+        "tagPatterns and tagPrefixes are only allowed with tagStatus Tagged",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][4]["selection"]["tagPrefixes"] = serde_json::json!(["v"])),
+        "tagPatterns and tagPrefixes are only allowed with tagStatus Tagged",
+    );
+}
+
+#[test]
+fn lifecycle_patterns_have_at_most_four_wildcards() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][0]["selection"]["tagPatterns"] = serde_json::json!(["v*", "*a*b*c*d*"])),
+        "at most 4 '*' wildcards per pattern",
+    );
+}
+
+#[test]
+fn lifecycle_count_unit_exactly_with_since_types() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][0]["selection"]["countUnit"] = serde_json::json!("Days")),
+        "countUnit is required with the Since* count types",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| {
+            s["rules"][1]["selection"].as_object_mut().unwrap().remove("countUnit");
+        }),
+        "countUnit is required with the Since* count types",
+    );
+}
+
+#[test]
+fn lifecycle_since_image_pulled_only_transitions() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][2]["action"] = serde_json::json!({"type": "Expire"})),
+        "countType SinceImagePulled is only allowed with action type Transition",
+    );
+}
+
+#[test]
+fn lifecycle_since_image_transitioned_expires_archived_images() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| {
+            s["rules"][3]["selection"]
+                .as_object_mut()
+                .unwrap()
+                .remove("storageClass");
+        }),
+        "countType SinceImageTransitioned needs storageClass Archive",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][3]["selection"]["storageClass"] = serde_json::json!("Standard")),
+        "countType SinceImageTransitioned needs storageClass Archive",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| {
+            s["rules"][3]["action"] = serde_json::json!({"type": "Transition", "targetStorageClass": "Archive"})
+        }),
+        "countType SinceImageTransitioned needs action type Expire",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][1]["selection"]["storageClass"] = serde_json::json!("Archive")),
+        "storageClass Archive is only allowed with countType SinceImageTransitioned",
+    );
+}
+
+#[test]
+fn lifecycle_transition_targets_the_archive() {
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][2]["action"] = serde_json::json!({"type": "Transition"})),
+        "type Transition needs targetStorageClass Archive",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][2]["action"]["targetStorageClass"] = serde_json::json!("Standard")),
+        "type Transition needs targetStorageClass Archive",
+    );
+    rejects_lifecycle(
+        lifecycle_spec_with(|s| s["rules"][0]["action"]["targetStorageClass"] = serde_json::json!("Archive")),
+        "targetStorageClass is only allowed with type Transition",
+    );
+}
+
+/// The bounds are schema keywords (they hold on every apiserver, with or without CEL), which
+/// `validate_cel` does not evaluate: this checks they are in the schema.
+#[test]
+fn lifecycle_bounds_are_in_the_schema() {
+    let crd = serde_json::to_value(<LifecyclePolicy as kube::CustomResourceExt>::crd()).unwrap();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    let rules = &spec["rules"];
+    assert_eq!(
+        (rules["minItems"].as_u64(), rules["maxItems"].as_u64()),
+        (Some(1), Some(50))
+    );
+    let rule = &rules["items"]["properties"];
+    assert_eq!(rule["priority"]["minimum"].as_f64(), Some(1.0));
+    assert_eq!(rule["description"]["maxLength"].as_u64(), Some(256));
+    let selection = &rule["selection"]["properties"];
+    assert_eq!(selection["countNumber"]["minimum"].as_f64(), Some(1.0));
+    for list in ["tagPatterns", "tagPrefixes"] {
+        assert_eq!(selection[list]["maxItems"].as_u64(), Some(20), "{list}");
+        assert_eq!(selection[list]["items"]["maxLength"].as_u64(), Some(128), "{list}");
+    }
+    assert_eq!(spec["repositories"]["maxItems"].as_u64(), Some(100));
+    assert_eq!(spec["repositories"]["items"]["maxLength"].as_u64(), Some(253));
+    let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+    assert_eq!(status["preview"]["maxItems"].as_u64(), Some(100));
+    assert_eq!(
+        status["preview"]["items"]["properties"]["examples"]["maxItems"].as_u64(),
+        Some(5)
+    );
+}
+
+/// Every string and list of the LifecyclePolicy schema is bounded, and every property described:
+/// the CEL cost budget and `kubectl explain` depend on it.
+#[test]
+fn lifecycle_schema_is_bounded_and_described() {
+    fn walk(path: &str, schema: &serde_json::Value, problems: &mut Vec<String>) {
+        let Some(object) = schema.as_object() else { return };
+        match object.get("type").and_then(|t| t.as_str()) {
+            Some("string") if !object.contains_key("maxLength") && !object.contains_key("enum") => {
+                problems.push(format!("{path}: string without maxLength"))
+            }
+            Some("array") if !object.contains_key("maxItems") => {
+                problems.push(format!("{path}: list without maxItems"))
+            }
+            Some("object") if object.contains_key("additionalProperties") && !object.contains_key("maxProperties") => {
+                problems.push(format!("{path}: map without maxProperties"))
+            }
+            _ => {}
+        }
+        if let Some(properties) = object.get("properties").and_then(|p| p.as_object()) {
+            for (name, property) in properties {
+                if property.get("description").is_none() {
+                    problems.push(format!("{path}.{name}: no description"));
+                }
+                walk(&format!("{path}.{name}"), property, problems);
+            }
+        }
+        if let Some(items) = object.get("items") {
+            walk(&format!("{path}[]"), items, problems);
+        }
+        if let Some(values) = object.get("additionalProperties") {
+            walk(&format!("{path}{{}}"), values, problems);
+        }
+    }
+    let crd = serde_json::to_value(<LifecyclePolicy as kube::CustomResourceExt>::crd()).unwrap();
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    let mut problems = Vec::new();
+    walk("spec", &root["spec"], &mut problems);
+    // conditions are the upstream metav1.Condition type, bounded by Kubernetes itself
+    let mut status = root["status"].clone();
+    status["properties"].as_object_mut().unwrap().remove("conditions");
+    walk("status", &status, &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use berth::api::EncryptionType;
 use berth::aws::{
-    AwsClients, AwsError, EcrRegistry, ImageStats, ObservedRepository, Registry, RepositoryObserver, RepositorySettings,
+    AwsClients, AwsError, EcrRegistry, ObservedRepository, Registry, RepositoryObserver, RepositorySettings,
 };
+use berth::images::Image;
 use berth::telemetry::Metrics;
 
 /// Forwards to the real (moto-backed) registry and counts the describe calls.
@@ -67,8 +68,8 @@ impl Registry for Counting {
     async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError> {
         self.inner.delete_repository(region, name, force).await
     }
-    async fn image_stats(&self, region: &str, name: &str) -> Result<ImageStats, AwsError> {
-        self.inner.image_stats(region, name).await
+    async fn describe_images(&self, region: &str, name: &str) -> Result<Vec<Image>, AwsError> {
+        self.inner.describe_images(region, name).await
     }
     async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
         self.inner.get_repository_policy(region, name).await

@@ -6,12 +6,14 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_ecr::types::{
-    EncryptionConfiguration, EncryptionType as SdkEncryptionType, ImageTagMutability,
-    ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType, Repository, Tag,
+    DescribeImagesFilter, EncryptionConfiguration, EncryptionType as SdkEncryptionType, ImageDetail, ImageStatus,
+    ImageStatusFilter, ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
+    Repository, Tag,
 };
 
 use super::{AbsentAsNone, AwsClients, AwsError};
 use crate::api::{EncryptionType, TagMutability};
+use crate::images::{Image, ImageStorage};
 
 /// The settings of a repository that can change after creation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,13 +47,18 @@ pub struct ImageStats {
 }
 
 impl ImageStats {
-    /// Sums (size in bytes, pushed at in Unix seconds) per image.
-    pub fn from_images(images: impl IntoIterator<Item = (Option<i64>, Option<i64>)>) -> Self {
+    /// Sums the images in standard storage. The inventory also lists archived images (the
+    /// lifecycle preview needs them), but the statistics count what a pull can reach, as they
+    /// did when DescribeImages listed active images only.
+    pub fn from_images(images: &[Image]) -> Self {
         images
-            .into_iter()
-            .fold(ImageStats::default(), |mut stats, (size, pushed_at)| {
+            .iter()
+            .filter(|image| image.storage == ImageStorage::Standard)
+            .fold(ImageStats::default(), |mut stats, image| {
                 stats.image_count += 1;
-                stats.size_bytes += size.unwrap_or_default();
+                stats.size_bytes += image.size_bytes;
+                // 0 stands for a push time ECR did not report
+                let pushed_at = Some(image.pushed_at).filter(|&t| t > 0);
                 stats.last_pushed_at = stats.last_pushed_at.max(pushed_at);
                 stats
             })
@@ -82,8 +89,9 @@ pub trait Registry: Send + Sync {
     /// How many images the repository holds (paginated ListImages).
     async fn count_images(&self, region: &str, name: &str) -> Result<u64, AwsError>;
     async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError>;
-    /// Image count, total size and newest push (paginated DescribeImages).
-    async fn image_stats(&self, region: &str, name: &str) -> Result<ImageStats, AwsError>;
+    /// Every image of the repository, archived ones included (paginated DescribeImages). Only
+    /// the image inventory calls this: one pass serves statistics, lifecycle preview and scan.
+    async fn describe_images(&self, region: &str, name: &str) -> Result<Vec<Image>, AwsError>;
     /// The repository policy text, or None when the repository has none.
     async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError>;
     async fn set_repository_policy(&self, region: &str, name: &str, policy: &str) -> Result<(), AwsError>;
@@ -165,6 +173,22 @@ fn observed(repository: &Repository) -> ObservedRepository {
             _ => EncryptionType::Aes256,
         },
         kms_key: encryption.and_then(|e| e.kms_key()).map(str::to_owned),
+    }
+}
+
+/// The fields berth keeps of an image; a missing push time or size is 0.
+fn image(detail: &ImageDetail) -> Image {
+    Image {
+        digest: detail.image_digest().unwrap_or_default().to_owned(),
+        tags: detail.image_tags().to_vec(),
+        pushed_at: detail.image_pushed_at().map(|t| t.secs()).unwrap_or_default(),
+        last_pulled_at: detail.last_recorded_pull_time().map(|t| t.secs()),
+        transitioned_at: detail.last_archived_at().map(|t| t.secs()),
+        storage: match detail.image_status() {
+            Some(ImageStatus::Archived) => ImageStorage::Archive,
+            _ => ImageStorage::Standard,
+        },
+        size_bytes: detail.image_size_in_bytes().unwrap_or_default(),
     }
 }
 
@@ -322,23 +346,29 @@ impl Registry for EcrRegistry {
         Ok(())
     }
 
-    async fn image_stats(&self, region: &str, name: &str) -> Result<ImageStats, AwsError> {
+    async fn describe_images(&self, region: &str, name: &str) -> Result<Vec<Image>, AwsError> {
+        // without a filter DescribeImages lists active images only
+        let every_status = DescribeImagesFilter::builder()
+            .image_status(ImageStatusFilter::Any)
+            .build();
         let items = self
             .client(region)
             .describe_images()
             .repository_name(name)
+            .filter(every_status)
             .max_results(1000)
             .into_paginator()
             .items()
             .send()
             .collect::<Vec<_>>()
             .await;
-        let mut images = Vec::with_capacity(items.len());
-        for item in items {
-            let image = item.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
-            images.push((image.image_size_in_bytes(), image.image_pushed_at().map(|t| t.secs())));
-        }
-        Ok(ImageStats::from_images(images))
+        items
+            .into_iter()
+            .map(|item| {
+                item.map(|detail| image(&detail))
+                    .map_err(|e| AwsError::from_sdk("DescribeImages", e))
+            })
+            .collect()
     }
 
     async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
@@ -381,12 +411,21 @@ impl Registry for EcrRegistry {
 mod tests {
     use super::*;
 
+    fn stored(size_bytes: i64, pushed_at: i64, storage: ImageStorage) -> Image {
+        Image {
+            size_bytes,
+            pushed_at,
+            storage,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn image_stats_sum_sizes_and_keep_the_newest_push() {
-        let stats = ImageStats::from_images([
-            (Some(100), Some(1_700_000_000)),
-            (Some(50), Some(1_700_000_500)),
-            (None, None),
+        let stats = ImageStats::from_images(&[
+            stored(100, 1_700_000_000, ImageStorage::Standard),
+            stored(50, 1_700_000_500, ImageStorage::Standard),
+            stored(0, 0, ImageStorage::Standard),
         ]);
         assert_eq!(
             stats,
@@ -396,6 +435,50 @@ mod tests {
                 last_pushed_at: Some(1_700_000_500)
             }
         );
-        assert_eq!(ImageStats::from_images([]), ImageStats::default());
+        assert_eq!(ImageStats::from_images(&[]), ImageStats::default());
+    }
+
+    #[test]
+    fn image_stats_leave_archived_images_out() {
+        let stats = ImageStats::from_images(&[
+            stored(100, 1_700_000_000, ImageStorage::Standard),
+            stored(70, 1_700_000_900, ImageStorage::Archive),
+        ]);
+        assert_eq!(
+            stats,
+            ImageStats {
+                image_count: 1,
+                size_bytes: 100,
+                last_pushed_at: Some(1_700_000_000)
+            }
+        );
+    }
+
+    #[test]
+    fn image_details_map_to_the_kept_fields() {
+        let detail = ImageDetail::builder()
+            .image_digest("sha256:abc")
+            .image_tags("v1")
+            .image_tags("latest")
+            .image_pushed_at(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+            .last_recorded_pull_time(aws_smithy_types::DateTime::from_secs(1_700_000_100))
+            .last_archived_at(aws_smithy_types::DateTime::from_secs(1_700_000_200))
+            .image_status(ImageStatus::Archived)
+            .image_size_in_bytes(2048)
+            .build();
+        assert_eq!(
+            image(&detail),
+            Image {
+                digest: "sha256:abc".into(),
+                tags: vec!["v1".into(), "latest".into()],
+                pushed_at: 1_700_000_000,
+                last_pulled_at: Some(1_700_000_100),
+                transitioned_at: Some(1_700_000_200),
+                storage: ImageStorage::Archive,
+                size_bytes: 2048,
+            }
+        );
+        let active = ImageDetail::builder().image_status(ImageStatus::Active).build();
+        assert_eq!(image(&active), Image::default());
     }
 }

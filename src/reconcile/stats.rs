@@ -171,8 +171,8 @@ pub async fn refresh_loop(ctx: &Context, interval: Duration) {
 }
 
 async fn refresh(ctx: &Context, key: &ObjectKey, target: &StatsTarget) {
-    let images = match ctx.registry.image_stats(&target.region, &target.repository).await {
-        Ok(images) => images,
+    let images = match ctx.registry.describe_images(&target.region, &target.repository).await {
+        Ok(images) => ImageStats::from_images(&images),
         Err(error) => {
             tracing::warn!(namespace = key.0, name = key.1, %error, "could not read repository statistics");
             return;

@@ -21,24 +21,29 @@ pub const TAG_WILDCARD_PATTERN: &str = r"^[A-Za-z0-9._*-]+$";
 /// An entry of `tagPrefixes`: image tag characters, no wildcard.
 pub const TAG_PREFIX_PATTERN: &str = r"^[A-Za-z0-9._-]+$";
 
-/// ECR's limit on lifecycle rules per policy is not documented as such; 50 keeps the rendered
-/// text well inside its 30,720 characters in the usual case and the CEL cost low.
+/// Rules per policy: enough for any real retention scheme, and few enough that the CEL rules
+/// comparing rules with each other stay cheap (50 × 50).
 pub const MAX_LIFECYCLE_RULES: usize = 50;
+/// berth's bound on rule priorities (ECR documents none); gaps leave room to insert rules.
 pub const MAX_RULE_PRIORITY: i32 = 1000;
 pub const MAX_RULE_DESCRIPTION_LENGTH: usize = 256;
-/// Entries of one tagPatterns or tagPrefixes list: every entry must match, so long lists select nothing.
+/// Entries of one tagPatterns or tagPrefixes list: every entry must match, so long lists select
+/// nothing, and each entry costs CEL and policy text.
 pub const MAX_TAG_FILTERS: usize = 20;
+/// The longest image tag.
 pub const MAX_TAG_FILTER_LENGTH: usize = 128;
 /// ECR refuses tag patterns with more than four `*`.
 pub const MAX_WILDCARDS_PER_PATTERN: usize = 4;
 /// ECR's countNumber is a 32-bit integer.
 pub const MAX_COUNT_NUMBER: i64 = i32::MAX as i64;
+/// Repositories named in `spec.repositories`; a selector serves larger sets.
 pub const MAX_REPOSITORY_NAMES: usize = 100;
 pub const MAX_MATCH_LABELS: usize = 20;
-/// Status entries in `repositories`; `selected` counts them all.
+/// Entries of `status.repositories`, which keep the status far below etcd's object size limit;
+/// `status.selected` counts them all.
 pub const MAX_STATUS_REPOSITORIES: usize = 500;
 pub const MAX_STATUS_MESSAGE_LENGTH: usize = 512;
-/// Repositories listed in `preview`; `previewTotals` covers them all.
+/// Repositories listed in `status.preview`; `previewTotals` covers them all.
 pub const MAX_PREVIEW_REPOSITORIES: usize = 100;
 pub const MAX_PREVIEW_EXAMPLES: usize = 5;
 pub const MAX_PREVIEW_EXAMPLE_LENGTH: usize = 256;

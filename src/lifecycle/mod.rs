@@ -12,6 +12,9 @@ mod render;
 mod rule;
 mod validate;
 
+#[cfg(test)]
+mod test_support;
+
 pub use compare::{canonical, equivalent};
 pub use evaluate::{Preview, Verdict, evaluate, preview};
 pub use render::{MAX_POLICY_TEXT_CHARS, render};

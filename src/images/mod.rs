@@ -2,6 +2,7 @@
 //! the lifecycle preview and the scan of the newest image. Only the fields below are kept.
 
 mod inventory;
+pub mod stats;
 
 pub use inventory::{ImageInventory, ImagesResult, RepositoryRef};
 

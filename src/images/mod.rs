@@ -1,6 +1,11 @@
 //! The image inventory: one paginated DescribeImages pass per repository serves the statistics,
 //! the lifecycle preview and the scan of the newest image. Only the fields below are kept.
 
+mod inventory;
+pub mod stats;
+
+pub use inventory::{ImageInventory, ImagesResult, RepositoryRef};
+
 /// Where an image's layers are stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ImageStorage {

@@ -1,11 +1,11 @@
 //! The demo that `scripts/demo` runs against the test bed while `berth run` is running:
 //! declare a repository, watch berth create it, break it out of band, watch berth put it back,
-//! then delete it.
+//! preview and enforce a LifecyclePolicy over it, then delete it.
 
 use std::time::Duration;
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use berth::api::EcrRepository;
+use berth::api::{EcrRepository, LifecyclePolicy};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
@@ -110,6 +110,8 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    lifecycle_story(&client, &ecr).await?;
+
     step("kubectl get events (the audit trail)");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
@@ -146,6 +148,96 @@ async fn main() -> anyhow::Result<()> {
         .is_err();
     println!("  repository deleted from ECR: {gone}");
     Ok(())
+}
+
+/// 35 release images, a LifecyclePolicy that keeps 30: preview what it would do, then enforce.
+async fn lifecycle_story(client: &Client, ecr: &aws_sdk_ecr::Client) -> anyhow::Result<()> {
+    step("35 images pushed as v1.0 .. v1.34; LifecyclePolicy keep-releases (keep 30 'v*') in mode Preview");
+    for i in 0..35 {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 100,
+                       "digest": format!("sha256:{:064x}", 1000 + i)},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1000,
+                        "digest": format!("sha256:{:064x}", 2000 + i)}],
+        });
+        ecr.put_image()
+            .repository_name("payments/payments-api")
+            .image_manifest(manifest.to_string())
+            .image_tag(format!("v1.{i}"))
+            .send()
+            .await?;
+    }
+    let policies: Api<LifecyclePolicy> = Api::namespaced(client.clone(), NAMESPACE);
+    let manifest = |mode: &str| {
+        serde_json::json!({
+            "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "LifecyclePolicy",
+            "metadata": {"name": "keep-releases"},
+            "spec": {
+                "repositorySelector": {"matchLabels": {"tier": "prod"}}, "mode": mode,
+                "rules": [{"priority": 1, "description": "keep the last 30 release images",
+                           "selection": {"tagStatus": "Tagged", "tagPatterns": ["v*"],
+                                         "countType": "ImageCountMoreThan", "countNumber": 30},
+                           "action": {"type": "Expire"}}],
+            },
+        })
+    };
+    let apply = PatchParams::apply("demo").force();
+    policies
+        .patch("keep-releases", &apply, &Patch::Apply(&manifest("Preview")))
+        .await?;
+    let previewed = wait_policy(&policies, "Previewed").await?;
+    for preview in previewed.status.unwrap_or_default().preview {
+        println!(
+            "  preview {}: expire {}, keep {}, e.g. {:?}",
+            preview.repository, preview.expire, preview.keep, preview.examples
+        );
+    }
+    let in_ecr = ecr
+        .get_lifecycle_policy()
+        .repository_name("payments/payments-api")
+        .send()
+        .await
+        .is_ok();
+    println!("  lifecycle policy in ECR: {in_ecr} (Preview never writes it)");
+
+    step("mode: Enforce");
+    policies
+        .patch("keep-releases", &apply, &Patch::Apply(&manifest("Enforce")))
+        .await?;
+    let enforced = wait_policy(&policies, "Applied").await?;
+    let ready = enforced
+        .status
+        .unwrap_or_default()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| format!("{} {} {}", c.status, c.reason, c.message))
+        .unwrap_or_default();
+    println!("  kubectl get ecrlp: keep-releases  Enforce  {ready}");
+    let text = ecr
+        .get_lifecycle_policy()
+        .repository_name("payments/payments-api")
+        .send()
+        .await?;
+    println!("  in ECR: {}", text.lifecycle_policy_text().unwrap_or_default());
+    Ok(())
+}
+
+async fn wait_policy(policies: &Api<LifecyclePolicy>, reason: &str) -> anyhow::Result<LifecyclePolicy> {
+    for _ in 0..120 {
+        let policy = policies.get("keep-releases").await?;
+        let status = policy.status.clone().unwrap_or_default();
+        let current = status.observed_generation == policy.metadata.generation;
+        if let Some(ready) = status.conditions.iter().find(|c| c.type_ == "Ready")
+            && current
+            && ready.reason == reason
+        {
+            return Ok(policy);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("keep-releases did not reach {reason}")
 }
 
 /// A bare HTTP/1.0 GET (the demo has no HTTP client of its own).

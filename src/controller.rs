@@ -1,73 +1,44 @@
-//! kube-runtime wiring: the shared context, one Controller per watched namespace, the resync
-//! tick that refreshes the batched observation, per-object backoff, leader election and
-//! graceful shutdown.
+//! kube-runtime wiring: the shared runtime, one Controller per kind and watched namespace (each
+//! registered with one line in `run_controllers`), the resync tick that refreshes the batched
+//! observation, the statistics refresher, leader election and graceful shutdown.
 
-mod context;
 mod leader;
 mod shutdown;
 
 use std::collections::HashSet;
+use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio_stream::wrappers::BroadcastStream;
-use tracing::Instrument;
 
-pub use context::{Context, ObjectKey, RoleSettings, backoff_delay};
 pub use leader::{Leadership, campaign};
 pub use shutdown::Shutdown;
 
-use crate::api::EcrRepository;
+use crate::api::{EcrRepository, LifecyclePolicy};
 use crate::aws::{AwsClients, EcrRegistry, Iam, IamClient, Registry, load_sdk_config};
 use crate::config::RunArgs;
-use crate::error::Error;
-use crate::reconcile::repository::{self, desired::ValidationSettings};
-use crate::reconcile::stats;
-use crate::telemetry::{self, Health, Metrics};
+use crate::images;
+use crate::reconcile::harness::{self, Kind, Reconciler};
+use crate::reconcile::lifecycle::{Lifecycles, select::RepositoryView};
+use crate::reconcile::repository::{Repositories, RoleSettings, ValidationSettings};
+use crate::reconcile::runtime::Runtime;
+use crate::telemetry::{self, Health, Metrics, ObjectKey};
 
-pub const REPOSITORY_KIND: &str = "EcrRepository";
-
-fn error_policy(repository: Arc<EcrRepository>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.retry_after(ctx.object_key(repository.as_ref()), error);
-    tracing::warn!(
-        kind = REPOSITORY_KIND,
-        namespace = repository.namespace().unwrap_or_default(),
-        name = repository.name_any(),
-        reason = error.reason(),
-        retry_in = ?delay,
-        %error,
-        "reconcile failed"
-    );
-    Action::requeue(delay)
-}
-
-/// Every reconcile runs in a span naming the object (so each log line, including the AWS
-/// calls, carries kind, namespace and object name) and is counted and timed.
-async fn reconcile_repository(repository: Arc<EcrRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let span = tracing::info_span!(
-        "reconcile",
-        kind = REPOSITORY_KIND,
-        namespace = repository.namespace().unwrap_or_default(),
-        // not `name`: the JSON log format already uses that key for the span's own name
-        object = repository.name_any(),
-    );
-    let started = Instant::now();
-    ctx.metrics.reconcile_started(REPOSITORY_KIND);
-    let result = repository::reconcile(repository, ctx.clone()).instrument(span).await;
-    ctx.metrics.reconcile_finished(
-        REPOSITORY_KIND,
-        started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
-    );
-    result
+/// Every kind berth runs, with its own context and the shared runtime.
+struct Kinds {
+    runtime: Arc<Runtime>,
+    repositories: Arc<Kind<Repositories>>,
+    lifecycles: Arc<Kind<Lifecycles>>,
 }
 
 /// The cluster id written into ownership tags: the flag, else the kube-system namespace's UID.
@@ -86,7 +57,11 @@ async fn cluster_id(client: &Client, flag: Option<String>) -> anyhow::Result<Str
         .ok_or_else(|| anyhow::anyhow!("kube-system has no uid; pass --cluster-id"))
 }
 
-fn repository_apis(client: &Client, args: &RunArgs) -> Vec<Api<EcrRepository>> {
+/// One Api per watched scope: all namespaces, or each `--watch-namespace`.
+fn watched_apis<K>(client: &Client, args: &RunArgs) -> Vec<Api<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
     if args.watch_namespaces.is_empty() {
         vec![Api::all(client.clone())]
     } else {
@@ -97,14 +72,17 @@ fn repository_apis(client: &Client, args: &RunArgs) -> Vec<Api<EcrRepository>> {
     }
 }
 
-/// Waits until the EcrRepository API answers in every watched scope (the CRD is installed,
+/// Waits until a kind's API answers in every watched scope (the CRD is installed,
 /// established, and RBAC lets berth list it).
-async fn wait_for_crds(apis: &[Api<EcrRepository>], shutdown: &Shutdown) -> anyhow::Result<()> {
+async fn wait_for_crd<K>(apis: &[Api<K>], shutdown: &Shutdown) -> anyhow::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
     for api in apis {
         loop {
             match api.list_metadata(&ListParams::default().limit(1)).await {
                 Ok(_) => break,
-                Err(error) => tracing::warn!(%error, "EcrRepository API not served yet; retrying"),
+                Err(error) => tracing::warn!(kind = %K::kind(&()), %error, "API not served yet; retrying"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -131,17 +109,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let aws = AwsClients::new(load_sdk_config(&region).await, metrics.aws.clone());
     let registry: Arc<dyn Registry> = Arc::new(EcrRegistry::new(aws.clone()));
     let iam: Arc<dyn Iam> = Arc::new(IamClient::new(&aws));
+    let runtime = Arc::new(Runtime::new(
+        client.clone(),
+        registry,
+        iam,
+        args.resync_interval,
+        reporter(),
+        metrics.clone(),
+    ));
     let roles = RoleSettings {
         path: args.iam_role_path.clone(),
         permissions_boundary: args.iam_permissions_boundary.clone(),
         github_provider_arn: args.github_oidc_provider_arn.clone(),
         create_github_provider: args.create_github_oidc_provider,
-    };
-    let reporter = Reporter {
-        controller: "berth".into(),
-        instance: std::env::var("POD_NAME")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok()),
     };
     let validation = ValidationSettings {
         default_region: region.clone(),
@@ -150,25 +130,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         allow_public_access: args.allow_public_access,
         iam_role_path: args.iam_role_path.clone(),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        registry,
-        iam,
-        roles,
-        validation,
-        args.resync_interval,
-        reporter,
-        metrics.clone(),
-    ));
+    let kinds = Kinds {
+        repositories: Arc::new(Kind {
+            reconciler: Repositories::new(validation, roles),
+            runtime: runtime.clone(),
+        }),
+        lifecycles: Arc::new(Kind {
+            reconciler: Lifecycles::new(args.stats_interval),
+            runtime: runtime.clone(),
+        }),
+        runtime,
+    };
     tracing::info!(%region, %cluster_id, resync = ?args.resync_interval, "berth starting");
 
-    wait_for_crds(&repository_apis(&client, &args), &shutdown).await?;
+    wait_for_crd(&watched_apis::<EcrRepository>(&client, &args), &shutdown).await?;
+    wait_for_crd(&watched_apis::<LifecyclePolicy>(&client, &args), &shutdown).await?;
     health.set_crds_served();
 
     if !args.leader_election {
         health.set_leader_decided();
         metrics.set_leader(true);
-        lead_until_shutdown(&ctx, &args, &shutdown).await;
+        lead_until_shutdown(&kinds, &args, &shutdown).await;
         tracing::info!("berth stopped");
         return Ok(());
     }
@@ -187,7 +169,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         health.set_leader_decided();
         metrics.set_leader(true);
         tokio::select! {
-            _ = lead_until_shutdown(&ctx, &args, &shutdown) => break Ok(()),
+            _ = lead_until_shutdown(&kinds, &args, &shutdown) => break Ok(()),
             _ = leadership.lost() => {
                 // Dropping the term cancels every in-flight reconcile at its next await: a
                 // replica without the Lease must not write.
@@ -205,9 +187,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// One leader term: runs the controllers, the resync ticker and the statistics refresher
 /// until shutdown, then lets in-flight reconciles finish within `--shutdown-timeout`.
-async fn lead_until_shutdown(ctx: &Arc<Context>, args: &RunArgs, shutdown: &Shutdown) {
-    ctx.start_term();
-    let term = run_controllers(ctx, args, shutdown);
+async fn lead_until_shutdown(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
+    kinds.runtime.start_term();
+    let term = run_controllers(kinds, args, shutdown);
     let deadline = async {
         shutdown.requested().await;
         tokio::time::sleep(args.shutdown_timeout).await;
@@ -218,24 +200,113 @@ async fn lead_until_shutdown(ctx: &Arc<Context>, args: &RunArgs, shutdown: &Shut
     }
 }
 
-async fn run_controllers(ctx: &Arc<Context>, args: &RunArgs, shutdown: &Shutdown) {
+async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
+    let runtime = &kinds.runtime;
     // Each tick starts a new resync epoch (the next lookup per region describes it afresh) and
-    // then enqueues every object.
+    // then enqueues every object of every kind.
     let (tick, _) = tokio::sync::broadcast::channel::<()>(4);
     let ticker = async {
         let interval = args.resync_interval;
         let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         loop {
             timer.tick().await;
-            ctx.observer.start_resync();
+            runtime.observer.start_resync();
             let _ = tick.send(());
         }
     };
-    let controllers: Vec<_> = repository_apis(&ctx.client, args)
+    let client = &runtime.client;
+    let repositories = watched_apis::<EcrRepository>(client, args)
         .into_iter()
         .map(|api| Controller::new(api, watcher::Config::default()))
         .collect();
-    let stores: Vec<Store<EcrRepository>> = controllers.iter().map(Controller::store).collect();
+    let lifecycles = watched_apis::<LifecyclePolicy>(client, args)
+        .into_iter()
+        .zip(watched_apis::<EcrRepository>(client, args))
+        .zip(watched_scopes(args))
+        .map(|((policies, repositories), scope)| lifecycle_controller(kinds, policies, repositories, scope))
+        .collect();
+    let refresher = images::stats::refresh_loop(
+        &runtime.images,
+        &runtime.stats,
+        client,
+        &runtime.metrics,
+        args.stats_interval,
+    );
+    // The controllers end after a graceful shutdown; the ticker and the refresher end with them.
+    tokio::select! {
+        _ = run_kind(&kinds.repositories, repositories, &tick, shutdown) => {}
+        _ = run_kind(&kinds.lifecycles, lifecycles, &tick, shutdown) => {}
+        _ = ticker => {}
+        _ = refresher => {}
+    }
+}
+
+/// The namespace of each watched scope, in the order of `watched_apis` (None: all).
+fn watched_scopes(args: &RunArgs) -> Vec<Option<String>> {
+    if args.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.watch_namespaces.iter().cloned().map(Some).collect()
+    }
+}
+
+/// The LifecyclePolicy Controller of one scope. Besides its own kind it is triggered by
+/// EcrRepository changes that selection reads (labels, the recorded policy, the ARN; not every
+/// status write) and by the image inventory re-reading a repository a policy previews.
+fn lifecycle_controller(
+    kinds: &Kinds,
+    policies: Api<LifecyclePolicy>,
+    repositories: Api<EcrRepository>,
+    scope: Option<String>,
+) -> Controller<LifecyclePolicy> {
+    let config = controller::Config::default().debounce(Duration::from_secs(1));
+    let controller = Controller::new(policies, watcher::Config::default()).with_config(config);
+    let store = controller.store();
+    let seen = std::sync::Mutex::new(std::collections::HashMap::<ObjectKey, u64>::new());
+    let on_repository = move |repository: EcrRepository| {
+        let namespace = repository.namespace().unwrap_or_default();
+        let view = RepositoryView::of(&repository);
+        let fingerprint =
+            crate::naming::fnv1a(format!("{:?}{:?}{:?}", view.labels, view.governed_by, view.target).as_bytes());
+        let key = (namespace.clone(), view.name);
+        if seen.lock().expect("fingerprint lock").insert(key, fingerprint) == Some(fingerprint) {
+            return Vec::new();
+        }
+        store
+            .state()
+            .iter()
+            .filter(|policy| policy.namespace().as_deref() == Some(namespace.as_str()))
+            .map(|policy| ObjectRef::from_obj(policy.as_ref()))
+            .collect()
+    };
+    let lifecycles = kinds.lifecycles.clone();
+    let refreshed = BroadcastStream::new(kinds.runtime.images.subscribe()).flat_map(move |repository| {
+        let policies = match repository {
+            Ok(repository) => lifecycles.reconciler.policies_previewing(&repository),
+            Err(_) => Vec::new(),
+        };
+        let in_scope = |key: &ObjectKey| scope.as_deref().is_none_or(|namespace| key.0 == namespace);
+        let refs: Vec<ObjectRef<LifecyclePolicy>> = policies
+            .into_iter()
+            .filter(in_scope)
+            .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace))
+            .collect();
+        futures::stream::iter(refs)
+    });
+    controller
+        .watches(repositories, watcher::Config::default(), on_repository)
+        .reconcile_on(refreshed)
+}
+
+/// Runs one kind's Controllers (one per watched scope) with the shared harness, enqueues every
+/// object at each resync tick, and forgets objects that left the cluster.
+async fn run_kind<R: Reconciler>(
+    kind: &Arc<Kind<R>>,
+    controllers: Vec<Controller<R::Object>>,
+    tick: &tokio::sync::broadcast::Sender<()>,
+    shutdown: &Shutdown,
+) {
+    let stores: Vec<Store<R::Object>> = controllers.iter().map(Controller::store).collect();
     let prune = async {
         for store in &stores {
             // an empty store before the first list would forget everything
@@ -247,33 +318,45 @@ async fn run_controllers(ctx: &Arc<Context>, args: &RunArgs, shutdown: &Shutdown
             let present: HashSet<ObjectKey> = stores
                 .iter()
                 .flat_map(|store| store.state())
-                .map(|object| ctx.object_key(object.as_ref()))
+                .map(|object| (object.namespace().unwrap_or_default(), object.name_any()))
                 .collect();
-            ctx.forget_absent(&present);
+            kind.forget_absent(&present);
         }
     };
-    let controllers = controllers.into_iter().map(|controller| {
+    let runs = controllers.into_iter().map(|controller| {
         let resync = BroadcastStream::new(tick.subscribe()).filter_map(|t| async move { t.ok() });
         controller
             .reconcile_all_on(resync)
             .graceful_shutdown_on(shutdown.requested_owned())
-            .run(reconcile_repository, error_policy, ctx.clone())
+            .run(harness::reconcile::<R>, harness::error_policy::<R>, kind.clone())
             .for_each(|result| async move {
                 match result {
-                    Ok((object, _)) => tracing::debug!(namespace = object.namespace, name = object.name, "reconciled"),
+                    Ok((object, _)) => tracing::debug!(
+                        kind = R::KIND,
+                        namespace = object.namespace,
+                        name = object.name,
+                        "reconciled"
+                    ),
                     // the object is gone (deleted without a finalizer, or released by cleanup)
                     Err(controller::Error::ObjectNotFound(object)) => {
-                        ctx.forget_object(&(object.namespace.clone().unwrap_or_default(), object.name.clone()));
+                        kind.forget(&(object.namespace.clone().unwrap_or_default(), object.name.clone()));
                     }
-                    Err(error) => tracing::debug!(%error, "reconcile error"),
+                    Err(error) => tracing::debug!(kind = R::KIND, %error, "reconcile error"),
                 }
             })
     });
-    // The controllers end after a graceful shutdown; the ticker and the refresher end with them.
     tokio::select! {
-        _ = futures::future::join_all(controllers) => {}
-        _ = ticker => {}
-        _ = stats::refresh_loop(ctx, args.stats_interval) => {}
+        _ = futures::future::join_all(runs) => {}
         _ = prune => {}
+    }
+}
+
+/// Events name berth and, in a Pod, the replica that wrote them.
+fn reporter() -> Reporter {
+    Reporter {
+        controller: "berth".into(),
+        instance: std::env::var("POD_NAME")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok()),
     }
 }

@@ -7,6 +7,14 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// `arn:aws:ecr:<region>:<account>:repository/<name>` → (region, name).
+pub fn repository_arn_parts(arn: &str) -> Option<(&str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let region = parts.nth(3)?;
+    let name = parts.nth(1)?.strip_prefix("repository/")?;
+    Some((region, name))
+}
+
 /// The longest start of `text` of at most `max` bytes that ends on a character boundary.
 pub fn cut(text: &str, max: usize) -> &str {
     let mut end = max.min(text.len());
@@ -39,5 +47,14 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("aaaaaaaaaaa-"));
         assert_eq!(shorten(&"é".repeat(20), 15, |_| "-x".into()).len(), 14);
+    }
+
+    #[test]
+    fn repository_arns_split_into_region_and_name() {
+        assert_eq!(
+            repository_arn_parts("arn:aws:ecr:eu-west-1:123456789012:repository/team/api"),
+            Some(("eu-west-1", "team/api"))
+        );
+        assert_eq!(repository_arn_parts("arn:aws:iam::123456789012:role/x"), None);
     }
 }

@@ -5,91 +5,23 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use berth::api::EncryptionType;
-use berth::aws::{
-    AwsClients, AwsError, AwsErrorKind, EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings,
-};
-use berth::images::{Image, ImageInventory, ImageStorage, RepositoryRef};
+use berth::aws::{AwsClients, AwsErrorKind, EcrRegistry, ImageStats, Registry, RepositorySettings};
+use berth::images::{ImageInventory, ImageStorage, RepositoryRef};
 use berth::telemetry::Metrics;
-
-/// Forwards to the real (moto-backed) registry and counts the DescribeImages calls.
-struct Counting {
-    inner: EcrRegistry,
-    describe_images: AtomicUsize,
-}
-
-#[async_trait]
-impl Registry for Counting {
-    async fn describe_repositories(&self, region: &str) -> Result<Vec<ObservedRepository>, AwsError> {
-        self.inner.describe_repositories(region).await
-    }
-    async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
-        self.inner.describe_repository(region, name).await
-    }
-    async fn list_tags(&self, region: &str, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
-        self.inner.list_tags(region, arn).await
-    }
-    async fn create_repository(
-        &self,
-        region: &str,
-        name: &str,
-        settings: &RepositorySettings,
-        encryption_type: EncryptionType,
-        kms_key: Option<&str>,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<ObservedRepository, AwsError> {
-        self.inner
-            .create_repository(region, name, settings, encryption_type, kms_key, tags)
-            .await
-    }
-    async fn put_tag_mutability(
-        &self,
-        region: &str,
-        name: &str,
-        settings: &RepositorySettings,
-    ) -> Result<(), AwsError> {
-        self.inner.put_tag_mutability(region, name, settings).await
-    }
-    async fn tag_resource(&self, region: &str, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
-        self.inner.tag_resource(region, arn, tags).await
-    }
-    async fn untag_resource(&self, region: &str, arn: &str, keys: &[String]) -> Result<(), AwsError> {
-        self.inner.untag_resource(region, arn, keys).await
-    }
-    async fn count_images(&self, region: &str, name: &str) -> Result<u64, AwsError> {
-        self.inner.count_images(region, name).await
-    }
-    async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError> {
-        self.inner.delete_repository(region, name, force).await
-    }
-    async fn describe_images(&self, region: &str, name: &str) -> Result<Vec<Image>, AwsError> {
-        self.describe_images.fetch_add(1, Ordering::SeqCst);
-        self.inner.describe_images(region, name).await
-    }
-    async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
-        self.inner.get_repository_policy(region, name).await
-    }
-    async fn set_repository_policy(&self, region: &str, name: &str, policy: &str) -> Result<(), AwsError> {
-        self.inner.set_repository_policy(region, name, policy).await
-    }
-    async fn delete_repository_policy(&self, region: &str, name: &str) -> Result<(), AwsError> {
-        self.inner.delete_repository_policy(region, name).await
-    }
-}
+use common::counting::CountingRegistry;
 
 #[tokio::test]
 async fn one_describe_images_pass_serves_every_reader() {
     let Some(testbed) = common::testbed() else { return };
     let sdk_config = common::sdk_config(&testbed).await;
     let ecr = aws_sdk_ecr::Client::new(&sdk_config);
-    let registry = Arc::new(Counting {
-        inner: EcrRegistry::new(AwsClients::new(sdk_config, Metrics::new().aws.clone())),
-        describe_images: AtomicUsize::new(0),
-    });
+    let registry = Arc::new(CountingRegistry::new(EcrRegistry::new(AwsClients::new(
+        sdk_config,
+        Metrics::new().aws.clone(),
+    ))));
     let name = format!("inventory-{}/app", common::unique_suffix());
     registry
         .create_repository(
@@ -121,7 +53,7 @@ async fn one_describe_images_pass_serves_every_reader() {
     let repository = RepositoryRef::new(&testbed.region, &name);
     let reads = futures::future::join_all((0..5).map(|_| inventory.read(&repository))).await;
     assert_eq!(
-        registry.describe_images.load(Ordering::SeqCst),
+        registry.calls("DescribeImages"),
         1,
         "5 concurrent reads share one DescribeImages"
     );
@@ -154,7 +86,7 @@ async fn one_describe_images_pass_serves_every_reader() {
         .images(&repository, Duration::from_secs(3600))
         .await
         .expect("images");
-    assert_eq!(registry.describe_images.load(Ordering::SeqCst), 2);
+    assert_eq!(registry.calls("DescribeImages"), 2);
     assert_eq!(inventory.kept(), 1);
     inventory.release_all("lifecycle");
     assert_eq!(inventory.kept(), 0);

@@ -11,9 +11,9 @@ use aws_sdk_ecr::types::{
     Repository, Tag,
 };
 
+use super::image::{Image, ImageStorage};
 use super::{AbsentAsNone, AwsClients, AwsError};
 use crate::api::{EncryptionType, TagMutability};
-use crate::images::{Image, ImageStorage};
 
 /// The settings of a repository that can change after creation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,6 +96,12 @@ pub trait Registry: Send + Sync {
     async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError>;
     async fn set_repository_policy(&self, region: &str, name: &str, policy: &str) -> Result<(), AwsError>;
     async fn delete_repository_policy(&self, region: &str, name: &str) -> Result<(), AwsError>;
+    /// The repository's lifecycle policy text, or None when it has none.
+    async fn get_lifecycle_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError>;
+    /// One call replaces the whole policy: never a delete and a put.
+    async fn put_lifecycle_policy(&self, region: &str, name: &str, text: &str) -> Result<(), AwsError>;
+    /// Removes the lifecycle policy; one already gone is fine.
+    async fn delete_lifecycle_policy(&self, region: &str, name: &str) -> Result<(), AwsError>;
 }
 
 /// The SDK-backed registry; clients are built per region from one shared configuration.
@@ -402,6 +408,40 @@ impl Registry for EcrRegistry {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("DeleteRepositoryPolicy", e))
+            .absent_as_none()?;
+        Ok(())
+    }
+
+    async fn get_lifecycle_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
+        let output = self
+            .client(region)
+            .get_lifecycle_policy()
+            .repository_name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetLifecyclePolicy", e))
+            .absent_as_none()?;
+        Ok(output.and_then(|o| o.lifecycle_policy_text().map(str::to_owned)))
+    }
+
+    async fn put_lifecycle_policy(&self, region: &str, name: &str, text: &str) -> Result<(), AwsError> {
+        self.client(region)
+            .put_lifecycle_policy()
+            .repository_name(name)
+            .lifecycle_policy_text(text)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutLifecyclePolicy", e))?;
+        Ok(())
+    }
+
+    async fn delete_lifecycle_policy(&self, region: &str, name: &str) -> Result<(), AwsError> {
+        self.client(region)
+            .delete_lifecycle_policy()
+            .repository_name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DeleteLifecyclePolicy", e))
             .absent_as_none()?;
         Ok(())
     }

@@ -4,12 +4,14 @@
 mod ecr;
 mod error;
 mod iam;
+mod image;
 mod interceptor;
 mod observer;
 
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AbsentAsNone, AwsError, AwsErrorKind, classify_outcome};
 pub use iam::{Iam, IamClient, NewRole, ObservedRole};
+pub use image::{Image, ImageStorage};
 pub use interceptor::{MetricsInterceptor, attempt_outcome, error_code};
 pub use observer::RepositoryObserver;
 

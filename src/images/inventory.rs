@@ -377,6 +377,15 @@ mod tests {
         async fn delete_repository_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
             unimplemented!("not used by the inventory")
         }
+        async fn get_lifecycle_policy(&self, _: &str, _: &str) -> Result<Option<String>, AwsError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn put_lifecycle_policy(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn delete_lifecycle_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            unimplemented!("not used by the inventory")
+        }
     }
 
     fn repository(name: &str) -> RepositoryRef {

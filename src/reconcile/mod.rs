@@ -1,4 +1,8 @@
-//! One module per kind: validate → build desired state → plan (pure) → apply (IO) → status.
+//! The reconcilers: one module per kind, run by one generic harness on a kind-agnostic runtime.
+//! Dependencies point one way: api ← policy/lifecycle ← reconcile ← controller.
 
+pub mod harness;
+pub mod lifecycle;
+pub mod ownership;
 pub mod repository;
-pub mod stats;
+pub mod runtime;

@@ -41,6 +41,7 @@ pub struct Metrics {
     repository_images: IntGaugeVec,
     repository_size: IntGaugeVec,
     repository_last_push: IntGaugeVec,
+    lifecycle_expiring: IntGaugeVec,
     /// Ready status per (kind, object), so that `managed_objects` moves by transitions.
     ready_by_object: Mutex<HashMap<(&'static str, ObjectKey), bool>>,
     /// The `repository` label of each object's statistics gauges, to remove them with it.
@@ -139,6 +140,11 @@ impl Metrics {
                 "Unix time of the newest image push to a managed repository (0 when empty).",
                 &["namespace", "name", "repository"],
             ),
+            lifecycle_expiring: gauge(
+                "lifecycle_images_to_expire",
+                "Images a LifecyclePolicy's rules would expire now, over the repositories it governs.",
+                &["namespace", "policy"],
+            ),
             ready_by_object: Mutex::default(),
             stats_repository: Mutex::default(),
             registry,
@@ -184,6 +190,19 @@ impl Metrics {
         self.managed_objects
             .with_label_values(&[kind, ready_label(ready)])
             .inc();
+    }
+
+    /// The preview of a LifecyclePolicy: how many images its rules would expire now.
+    pub fn set_lifecycle_expiring(&self, key: &ObjectKey, images: i64) {
+        self.lifecycle_expiring
+            .with_label_values(&[key.0.as_str(), key.1.as_str()])
+            .set(images);
+    }
+
+    pub fn forget_lifecycle(&self, key: &ObjectKey) {
+        let _ = self
+            .lifecycle_expiring
+            .remove_label_values(&[key.0.as_str(), key.1.as_str()]);
     }
 
     /// Forgets an object that is gone from the cluster.

@@ -2,6 +2,7 @@
 //! with etcd, and moto. Under CI=true a missing test bed fails the test; elsewhere it skips.
 #![allow(dead_code)]
 
+pub mod counting;
 pub mod proxy;
 
 use berth::api::EcrRepository;

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
-use super::desired::ValidationSettings;
+use super::settings::ValidationSettings;
 use crate::api::{
     ACCOUNT_ID_PATTERN, EcrRepositorySpec, GITHUB_ENVIRONMENT_PATTERN, GITHUB_REF_PATTERN, GITHUB_REPOSITORY_PATTERN,
     Grantee, MAX_EXTRA_STATEMENTS, MAX_GITHUB_REFS, MAX_PULL_GRANTS, MAX_PUSH_GRANTS, ORGANIZATION_ID_PATTERN,
@@ -16,6 +16,8 @@ use crate::api::{
 use crate::aws::ObservedRole;
 use crate::error::Error;
 use crate::policy::{self, Access, GITHUB_OIDC_HOST, GithubPusher, Principal};
+use crate::reconcile::harness::Change;
+use crate::reconcile::ownership::OWNER_TAG;
 
 /// Name of the inline policy on a push role.
 pub const PUSH_POLICY_NAME: &str = "berth-push";
@@ -217,6 +219,26 @@ pub enum PolicyChange {
     Delete,
 }
 
+impl Change for PolicyChange {
+    fn operation(&self) -> &'static str {
+        match self {
+            PolicyChange::Set(_) => "SetRepositoryPolicy",
+            PolicyChange::Delete => "DeleteRepositoryPolicy",
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            PolicyChange::Set(_) => "PolicyApplied",
+            PolicyChange::Delete => "Deleted",
+        }
+    }
+
+    fn field(&self) -> &'static str {
+        "repositoryPolicy"
+    }
+}
+
 /// Compares semantically: an equivalent policy in any spelling is left alone. Without a desired
 /// policy, only a policy berth wrote is removed.
 pub fn plan_repository_policy(desired: Option<&Value>, observed: Option<&Value>) -> Option<PolicyChange> {
@@ -256,8 +278,8 @@ pub enum RoleChange {
     PutPermissionsBoundary,
 }
 
-impl RoleChange {
-    pub fn operation(&self) -> &'static str {
+impl Change for RoleChange {
+    fn operation(&self) -> &'static str {
         match self {
             RoleChange::Create => "CreateRole",
             RoleChange::UpdateTrustPolicy => "UpdateAssumeRolePolicy",
@@ -266,7 +288,14 @@ impl RoleChange {
         }
     }
 
-    pub fn field(&self) -> &'static str {
+    fn reason(&self) -> &'static str {
+        match self {
+            RoleChange::Create => "Created",
+            _ => "Updated",
+        }
+    }
+
+    fn field(&self) -> &'static str {
         match self {
             RoleChange::Create => "pushRole",
             RoleChange::UpdateTrustPolicy => "pushRole.trustPolicy",
@@ -278,7 +307,7 @@ impl RoleChange {
 
 /// Whether the role carries this object's ownership tag.
 pub fn role_is_ours(role: &ObservedRole, owner: &str) -> bool {
-    role.tags.get(super::desired::OWNER_TAG).map(String::as_str) == Some(owner)
+    role.tags.get(OWNER_TAG).map(String::as_str) == Some(owner)
 }
 
 /// The changes that bring the push role to `desired`. A role of that name that berth does not
@@ -294,8 +323,7 @@ pub fn plan_role(
     if !role_is_ours(&observed.role, owner) {
         return Err(Error::OwnedByOther(format!(
             "IAM role {} exists and is not owned by this EcrRepository (tag {} is not {owner}); berth leaves it alone",
-            observed.role.name,
-            super::desired::OWNER_TAG
+            observed.role.name, OWNER_TAG
         )));
     }
     let mut changes = Vec::new();

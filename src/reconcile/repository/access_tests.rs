@@ -130,7 +130,7 @@ fn observed_role(owner: &str) -> ObservedPushRole {
         role: ObservedRole {
             name: desired.name.clone(),
             permissions_boundary: desired.permissions_boundary.clone(),
-            tags: [(super::super::desired::OWNER_TAG.to_owned(), owner.to_owned())].into(),
+            tags: [(crate::reconcile::ownership::OWNER_TAG.to_owned(), owner.to_owned())].into(),
             ..ObservedRole::default()
         },
         trust_policy: Some(desired.trust_policy.clone()),

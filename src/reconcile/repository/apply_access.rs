@@ -1,20 +1,20 @@
 //! Applying `spec.access`: the GitHub Actions push role (IAM) and the repository policy (ECR).
 //! The documents and plans come from `access` (pure); this module only observes and executes.
 
-use kube::runtime::events::EventType;
 use serde_json::Value;
 
 use super::access::{
     DesiredRole, ObservedPushRole, PUSH_POLICY_NAME, PolicyChange, RoleChange, plan_repository_policy, plan_role,
     role_is_ours,
 };
-use super::apply::{publish, report_change, report_change_as};
 use super::desired::DesiredRepository;
-use crate::api::EcrRepository;
+use super::scope::Scope;
 use crate::aws::{AbsentAsNone, AwsErrorKind, NewRole};
-use crate::controller::Context;
 use crate::error::{Error, Result};
 use crate::policy::{self, GITHUB_AUDIENCE, GITHUB_OIDC_HOST};
+use crate::reconcile::harness::Change;
+use crate::reconcile::ownership::ownership_tags;
+use crate::reconcile::runtime::Runtime;
 
 /// A role younger than this may not yet be accepted by ECR as a principal (IAM propagates
 /// new roles eventually).
@@ -23,16 +23,14 @@ const ROLE_PROPAGATION_SECONDS: i64 = 120;
 /// Brings the push role and the repository policy to the spec; returns the push role's ARN.
 /// `drift_only`: the spec did not change since the last sync, so any change is drift.
 pub async fn apply_access(
-    repository: &EcrRepository,
-    ctx: &Context,
+    scope: &Scope<'_>,
     desired: &DesiredRepository,
     repository_arn: &str,
-    drift_only: bool,
 ) -> Result<Option<String>> {
+    let (repository, runtime) = (scope.repository, scope.runtime);
     let (push_role_arn, role_is_new) = match &desired.access.role_name {
         Some(role_name) => {
-            let (arn, is_new) =
-                ensure_push_role(repository, ctx, desired, role_name, repository_arn, drift_only).await?;
+            let (arn, is_new) = ensure_push_role(scope, desired, role_name, repository_arn).await?;
             (Some(arn), is_new)
         }
         None => (None, false),
@@ -41,50 +39,37 @@ pub async fn apply_access(
     // Without access berth leaves the policy alone; after a spec change of an object it synced
     // before, it removes its own (a new object has nothing of berth's to remove).
     let synced_before = repository.status.as_ref().and_then(|s| s.observed_generation).is_some();
-    if desired.access.manages_policy() || (!drift_only && synced_before) {
+    if desired.access.manages_policy() || (!scope.drift_only && synced_before) {
         let desired_policy = policy::repository_policy(
             &desired.access.grants,
             push_role_arn.as_deref(),
-            ctx.validation.allow_public_access,
+            scope.kind.validation.allow_public_access,
         )
         .map_err(|e| Error::InvalidSpec(e.0))?;
-        let observed_policy = ctx
+        let observed_policy = runtime
             .registry
             .get_repository_policy(&desired.region, &desired.name)
             .await?
             .and_then(|text| policy::parse_policy(&text).ok());
         match plan_repository_policy(desired_policy.as_ref(), observed_policy.as_ref()) {
-            Some(PolicyChange::Set(document)) => {
-                set_policy(ctx, desired, &document, role_is_new).await?;
+            Some(change @ PolicyChange::Set(_)) => {
+                let PolicyChange::Set(document) = &change else {
+                    unreachable!()
+                };
+                set_policy(runtime, desired, document, role_is_new).await?;
                 let note = format!("repository policy of {} set from spec.access", desired.name);
-                report_change_as(
-                    ctx,
-                    repository,
-                    drift_only,
-                    "PolicyApplied",
-                    "repositoryPolicy",
-                    "SetRepositoryPolicy",
-                    &note,
-                )
-                .await;
+                scope.report(&change, &note).await;
             }
-            Some(PolicyChange::Delete) => {
-                ctx.registry
+            Some(change @ PolicyChange::Delete) => {
+                runtime
+                    .registry
                     .delete_repository_policy(&desired.region, &desired.name)
                     .await?;
                 let note = format!(
                     "repository policy of {} removed: spec.access grants nothing",
                     desired.name
                 );
-                publish(
-                    ctx,
-                    repository,
-                    EventType::Normal,
-                    "Deleted",
-                    "DeleteRepositoryPolicy",
-                    &note,
-                )
-                .await;
+                scope.event(change.reason(), change.operation(), &note).await;
             }
             None => {}
         }
@@ -94,7 +79,7 @@ pub async fn apply_access(
     if desired.access.role_name.is_none()
         && let Some(old_arn) = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref())
     {
-        delete_push_role(repository, ctx, desired, role_name_of(old_arn)).await?;
+        delete_push_role(scope, desired, role_name_of(old_arn)).await?;
     }
     Ok(push_role_arn)
 }
@@ -104,9 +89,9 @@ pub fn role_name_of(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-async fn set_policy(ctx: &Context, desired: &DesiredRepository, document: &Value, role_is_new: bool) -> Result<()> {
+async fn set_policy(runtime: &Runtime, desired: &DesiredRepository, document: &Value, role_is_new: bool) -> Result<()> {
     let text = document.to_string();
-    match ctx
+    match runtime
         .registry
         .set_repository_policy(&desired.region, &desired.name, &text)
         .await
@@ -128,25 +113,24 @@ async fn set_policy(ctx: &Context, desired: &DesiredRepository, document: &Value
 
 /// The GitHub Actions OIDC provider: the flag, else the account's provider, else (only with
 /// `--create-github-oidc-provider`) a new one tagged as berth's.
-async fn github_provider(ctx: &Context) -> Result<String> {
-    if let Some(arn) = &ctx.roles.github_provider_arn {
+async fn github_provider(scope: &Scope<'_>) -> Result<String> {
+    let (kind, iam) = (scope.kind, &scope.runtime.iam);
+    if let Some(arn) = &kind.roles.github_provider_arn {
         return Ok(arn.clone());
     }
-    ctx.github_provider
+    kind.github_provider
         .get_or_try_init(|| async {
-            if let Some(arn) = ctx.iam.find_oidc_provider(GITHUB_OIDC_HOST).await? {
+            if let Some(arn) = iam.find_oidc_provider(GITHUB_OIDC_HOST).await? {
                 return Ok(arn);
             }
-            if !ctx.roles.create_github_provider {
+            if !kind.roles.create_github_provider {
                 return Err(Error::Configuration(format!(
                     "spec.access.push[].githubActions needs the IAM OIDC provider for https://{GITHUB_OIDC_HOST}, and the account has none: create it, pass --github-oidc-provider-arn, or run berth with --create-github-oidc-provider"
                 )));
             }
-            let mut tags = std::collections::BTreeMap::new();
-            tags.insert(super::desired::MANAGED_BY_TAG.to_owned(), super::desired::MANAGED_BY_VALUE.to_owned());
-            tags.insert(super::desired::OWNER_TAG.to_owned(), format!("{}/github-oidc-provider", ctx.validation.cluster_id));
+            let tags = ownership_tags(&format!("{}/github-oidc-provider", kind.validation.cluster_id));
             let url = format!("https://{GITHUB_OIDC_HOST}");
-            let arn = ctx.iam.create_oidc_provider(&url, GITHUB_AUDIENCE, &tags).await?;
+            let arn = iam.create_oidc_provider(&url, GITHUB_AUDIENCE, &tags).await?;
             tracing::info!(%arn, "created the GitHub Actions OIDC provider");
             Ok(arn)
         })
@@ -154,11 +138,11 @@ async fn github_provider(ctx: &Context) -> Result<String> {
         .cloned()
 }
 
-async fn observe_role(ctx: &Context, name: &str) -> Result<Option<ObservedPushRole>> {
-    let Some(role) = ctx.iam.get_role(name).await? else {
+async fn observe_role(runtime: &Runtime, name: &str) -> Result<Option<ObservedPushRole>> {
+    let Some(role) = runtime.iam.get_role(name).await? else {
         return Ok(None);
     };
-    let inline_policy = ctx
+    let inline_policy = runtime
         .iam
         .get_role_policy(name, PUSH_POLICY_NAME)
         .await?
@@ -172,24 +156,23 @@ async fn observe_role(ctx: &Context, name: &str) -> Result<Option<ObservedPushRo
 
 /// Returns the role's ARN and whether it is new enough that IAM may still be propagating it.
 async fn ensure_push_role(
-    repository: &EcrRepository,
-    ctx: &Context,
+    scope: &Scope<'_>,
     desired: &DesiredRepository,
     role_name: &str,
     repository_arn: &str,
-    drift_only: bool,
 ) -> Result<(String, bool)> {
-    let provider = github_provider(ctx).await?;
+    let (roles, iam) = (&scope.kind.roles, &scope.runtime.iam);
+    let provider = github_provider(scope).await?;
     let desired_role = DesiredRole {
         name: role_name.to_owned(),
-        path: ctx.roles.path.clone(),
-        permissions_boundary: ctx.roles.permissions_boundary.clone(),
+        path: roles.path.clone(),
+        permissions_boundary: roles.permissions_boundary.clone(),
         trust_policy: policy::github_trust_policy(&provider, &desired.access.pushers)
             .map_err(|e| Error::InvalidSpec(e.0))?,
         inline_policy: policy::push_role_inline_policy(repository_arn),
         tags: desired.ownership_tags(),
     };
-    let observed = observe_role(ctx, role_name).await?;
+    let observed = observe_role(scope.runtime, role_name).await?;
     let changes = plan_role(&desired_role, observed.as_ref(), &desired.owner)?;
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let mut arn = observed.as_ref().map(|o| o.role.arn.clone()).unwrap_or_default();
@@ -204,8 +187,7 @@ async fn ensure_push_role(
                     "GitHub Actions push role for ECR repository {}, managed by berth",
                     desired.name
                 );
-                arn = ctx
-                    .iam
+                arn = iam
                     .create_role(&NewRole {
                         name: role_name,
                         path: &desired_role.path,
@@ -217,30 +199,30 @@ async fn ensure_push_role(
                     .await?;
                 is_new = true;
                 let note = format!("created push role {arn} for GitHub Actions");
-                publish(ctx, repository, EventType::Normal, "Created", operation, &note).await;
+                scope.event(change.reason(), operation, &note).await;
             }
             RoleChange::UpdateTrustPolicy => {
                 let document = desired_role.trust_policy.to_string();
-                ctx.iam.update_trust_policy(role_name, &document).await?;
+                iam.update_trust_policy(role_name, &document).await?;
                 let subjects: Vec<String> = policy::github_subjects(&desired.access.pushers).into_iter().collect();
                 let note = format!("trust policy of {role_name} allows {subjects:?}");
-                report_change(ctx, repository, drift_only, change.field(), operation, &note).await;
+                scope.report(&change, &note).await;
             }
             RoleChange::PutInlinePolicy => {
                 let document = desired_role.inline_policy.to_string();
-                ctx.iam.put_role_policy(role_name, PUSH_POLICY_NAME, &document).await?;
+                iam.put_role_policy(role_name, PUSH_POLICY_NAME, &document).await?;
                 // the first inline policy is part of creating the role, not a change of its own
-                if !is_new || drift_only {
+                if !is_new || scope.drift_only {
                     let note =
                         format!("inline policy {PUSH_POLICY_NAME} of {role_name} allows push to {repository_arn}");
-                    report_change(ctx, repository, drift_only, change.field(), operation, &note).await;
+                    scope.report(&change, &note).await;
                 }
             }
             RoleChange::PutPermissionsBoundary => {
                 let boundary = desired_role.permissions_boundary.as_deref().unwrap_or_default();
-                ctx.iam.put_permissions_boundary(role_name, boundary).await?;
+                iam.put_permissions_boundary(role_name, boundary).await?;
                 let note = format!("permissions boundary of {role_name} set to {boundary}");
-                report_change(ctx, repository, drift_only, change.field(), operation, &note).await;
+                scope.report(&change, &note).await;
             }
         }
     }
@@ -248,24 +230,20 @@ async fn ensure_push_role(
 }
 
 /// Deletes the push role if it is this object's: its inline policies first, as IAM requires.
-pub async fn delete_push_role(
-    repository: &EcrRepository,
-    ctx: &Context,
-    desired: &DesiredRepository,
-    role_name: &str,
-) -> Result<()> {
-    let Some(role) = ctx.iam.get_role(role_name).await? else {
+pub async fn delete_push_role(scope: &Scope<'_>, desired: &DesiredRepository, role_name: &str) -> Result<()> {
+    let iam = &scope.runtime.iam;
+    let Some(role) = iam.get_role(role_name).await? else {
         return Ok(());
     };
     if !role_is_ours(&role, &desired.owner) {
         tracing::info!(role = role_name, "not deleting a push role this object does not own");
         return Ok(());
     }
-    for policy_name in ctx.iam.list_role_policies(role_name).await? {
-        ctx.iam.delete_role_policy(role_name, &policy_name).await?;
+    for policy_name in iam.list_role_policies(role_name).await? {
+        iam.delete_role_policy(role_name, &policy_name).await?;
     }
-    ctx.iam.delete_role(role_name).await.absent_as_none()?;
+    iam.delete_role(role_name).await.absent_as_none()?;
     let note = format!("deleted push role {}", role.arn);
-    publish(ctx, repository, EventType::Normal, "Deleted", "DeleteRole", &note).await;
+    scope.event("Deleted", "DeleteRole", &note).await;
     Ok(())
 }

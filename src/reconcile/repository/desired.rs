@@ -7,44 +7,18 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::access::{DesiredAccess, desired_access};
+use super::settings::ValidationSettings;
 use crate::api::{
     EcrRepository, EcrRepositorySpec, EncryptionType, MAX_MUTABILITY_EXCLUSIONS, MAX_USER_TAGS,
     MUTABILITY_EXCLUSION_PATTERN, REGION_PATTERN, REPOSITORY_NAME_PATTERN, RESERVED_TAG_PREFIX,
 };
 use crate::aws::RepositorySettings;
 use crate::error::Error;
-
-pub const MANAGED_BY_TAG: &str = "berth.dev/managed-by";
-pub const MANAGED_BY_VALUE: &str = "berth";
-pub const OWNER_TAG: &str = "berth.dev/owner";
+use crate::reconcile::ownership::{owner_value, ownership_tags};
 
 static REPOSITORY_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(REPOSITORY_NAME_PATTERN).unwrap());
 static REGION: LazyLock<Regex> = LazyLock::new(|| Regex::new(REGION_PATTERN).unwrap());
 static EXCLUSION: LazyLock<Regex> = LazyLock::new(|| Regex::new(MUTABILITY_EXCLUSION_PATTERN).unwrap());
-
-/// Operator settings that validation depends on.
-#[derive(Clone, Debug, Default)]
-pub struct ValidationSettings {
-    pub default_region: String,
-    pub cluster_id: String,
-    pub require_namespace_prefix: bool,
-    pub allow_public_access: bool,
-    /// IAM path of the push roles (`--iam-role-path`).
-    pub iam_role_path: String,
-}
-
-#[cfg(test)]
-impl ValidationSettings {
-    /// Region eu-west-1, cluster id c1, role path /berth/, everything else off.
-    pub fn for_tests() -> Self {
-        ValidationSettings {
-            default_region: "eu-west-1".into(),
-            cluster_id: "c1".into(),
-            iam_role_path: "/berth/".into(),
-            ..ValidationSettings::default()
-        }
-    }
-}
 
 /// The repository an EcrRepository declares, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,10 +45,7 @@ impl DesiredRepository {
 
     /// The two tags that mark what berth created for this object (repository, push role).
     pub fn ownership_tags(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned()),
-            (OWNER_TAG.to_owned(), self.owner.clone()),
-        ])
+        ownership_tags(&self.owner)
     }
 }
 
@@ -187,17 +158,11 @@ pub fn desired_repository(
     })
 }
 
-/// `<cluster-id>/<namespace>/<name>`, shortened with a hash to fit AWS's 256-character tag value.
-pub fn owner_value(cluster_id: &str, namespace: &str, name: &str) -> String {
-    crate::naming::shorten(&format!("{cluster_id}/{namespace}/{name}"), 256, |hash| {
-        format!("~{hash:016x}")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Encryption, TagMutability};
+    use crate::api::TagMutability;
+    use crate::reconcile::ownership::MANAGED_BY_TAG;
 
     fn object(spec: serde_json::Value) -> EcrRepository {
         serde_json::from_value(serde_json::json!({
@@ -307,15 +272,5 @@ mod tests {
             &with_prefix,
             "must start with 'payments/'",
         );
-    }
-
-    #[test]
-    fn long_owner_values_are_shortened_deterministically() {
-        let long_name = "n".repeat(253);
-        let owner = owner_value(&"c".repeat(36), "namespace", &long_name);
-        assert_eq!(owner.len(), 256);
-        assert_eq!(owner, owner_value(&"c".repeat(36), "namespace", &long_name));
-        assert_ne!(owner, owner_value(&"c".repeat(36), "namespace", &"m".repeat(253)));
-        let _ = Encryption::default();
     }
 }

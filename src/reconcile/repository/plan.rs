@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::desired::{DesiredRepository, MANAGED_BY_TAG, MANAGED_BY_VALUE, OWNER_TAG};
+use super::desired::DesiredRepository;
 use crate::api::EncryptionType;
 use crate::aws::{ObservedRepository, RepositorySettings};
 use crate::error::Error;
+use crate::reconcile::harness::Change;
+use crate::reconcile::ownership::{Ownership, ownership};
 
 /// The repository as observed: its description and its tags.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -18,7 +20,7 @@ pub struct ObservedState {
 
 /// One write to ECR.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-pub enum Change {
+pub enum RepositoryChange {
     /// CreateRepository with every setting and all tags, in one call.
     Create,
     /// PutImageTagMutability with the mutability and its exclusion filters.
@@ -29,23 +31,30 @@ pub enum Change {
     Untag(Vec<String>),
 }
 
-impl Change {
+impl Change for RepositoryChange {
     /// The ECR operation that makes the change.
-    pub fn operation(&self) -> &'static str {
+    fn operation(&self) -> &'static str {
         match self {
-            Change::Create => "CreateRepository",
-            Change::SetTagMutability(_) => "PutImageTagMutability",
-            Change::Tag(_) => "TagResource",
-            Change::Untag(_) => "UntagResource",
+            RepositoryChange::Create => "CreateRepository",
+            RepositoryChange::SetTagMutability(_) => "PutImageTagMutability",
+            RepositoryChange::Tag(_) => "TagResource",
+            RepositoryChange::Untag(_) => "UntagResource",
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            RepositoryChange::Create => "Created",
+            _ => "Updated",
         }
     }
 
     /// The spec field the change brings back in line (for Events and metrics).
-    pub fn field(&self) -> &'static str {
+    fn field(&self) -> &'static str {
         match self {
-            Change::Create => "repository",
-            Change::SetTagMutability(_) => "imageTagMutability",
-            Change::Tag(_) | Change::Untag(_) => "tags",
+            RepositoryChange::Create => "repository",
+            RepositoryChange::SetTagMutability(_) => "imageTagMutability",
+            RepositoryChange::Tag(_) | RepositoryChange::Untag(_) => "tags",
         }
     }
 }
@@ -55,33 +64,14 @@ impl Change {
 pub struct Plan {
     /// The repository exists without an owner tag and will be adopted (spec.adopt).
     pub adopting: bool,
-    pub changes: Vec<Change>,
-}
-
-/// Who owns an existing repository, judged by its tags.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ownership {
-    Ours,
-    Unowned,
-    Other(String),
-}
-
-pub fn ownership(tags: &BTreeMap<String, String>, owner: &str) -> Ownership {
-    match tags.get(OWNER_TAG) {
-        Some(value) if value == owner => Ownership::Ours,
-        Some(value) => Ownership::Other(value.clone()),
-        None if tags.get(MANAGED_BY_TAG).map(String::as_str) == Some(MANAGED_BY_VALUE) => {
-            Ownership::Other("berth (owner tag missing)".to_owned())
-        }
-        None => Ownership::Unowned,
-    }
+    pub changes: Vec<RepositoryChange>,
 }
 
 pub fn plan(desired: &DesiredRepository, observed: Option<&ObservedState>, adopt: bool) -> Result<Plan, Error> {
     let Some(observed) = observed else {
         return Ok(Plan {
             adopting: false,
-            changes: vec![Change::Create],
+            changes: vec![RepositoryChange::Create],
         });
     };
     let adopting = match ownership(&observed.tags, &desired.owner) {
@@ -105,7 +95,7 @@ pub fn plan(desired: &DesiredRepository, observed: Option<&ObservedState>, adopt
 
     let mut changes = Vec::new();
     if observed.repository.settings != desired.settings {
-        changes.push(Change::SetTagMutability(desired.settings.clone()));
+        changes.push(RepositoryChange::SetTagMutability(desired.settings.clone()));
     }
     let wanted_tags = desired.all_tags();
     let to_tag: BTreeMap<String, String> = wanted_tags
@@ -114,7 +104,7 @@ pub fn plan(desired: &DesiredRepository, observed: Option<&ObservedState>, adopt
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     if !to_tag.is_empty() {
-        changes.push(Change::Tag(to_tag));
+        changes.push(RepositoryChange::Tag(to_tag));
     }
     // spec.tags is the whole set of user tags; AWS's own `aws:` tags cannot be removed.
     let to_untag: Vec<String> = observed
@@ -124,7 +114,7 @@ pub fn plan(desired: &DesiredRepository, observed: Option<&ObservedState>, adopt
         .cloned()
         .collect();
     if !to_untag.is_empty() {
-        changes.push(Change::Untag(to_untag));
+        changes.push(RepositoryChange::Untag(to_untag));
     }
     Ok(Plan { adopting, changes })
 }

@@ -4,7 +4,8 @@ use serde::Deserialize;
 
 use super::*;
 use crate::api::EcrRepository;
-use crate::reconcile::repository::desired::{ValidationSettings, desired_repository};
+use crate::reconcile::repository::desired::desired_repository;
+use crate::reconcile::repository::settings::ValidationSettings;
 
 #[derive(Deserialize)]
 struct Case {
@@ -21,7 +22,7 @@ struct Expect {
     /// The error reason, when planning must refuse.
     error: Option<String>,
     adopting: bool,
-    changes: Vec<Change>,
+    changes: Vec<RepositoryChange>,
 }
 
 fn settings() -> ValidationSettings {
@@ -47,20 +48,4 @@ fn plans_match_fixtures() {
             }
         }
     }
-}
-
-#[test]
-fn ownership_is_read_from_tags() {
-    let tags = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    assert_eq!(ownership(&tags(&[]), "c1/ns/a"), Ownership::Unowned);
-    assert_eq!(ownership(&tags(&[("team", "x")]), "c1/ns/a"), Ownership::Unowned);
-    assert_eq!(ownership(&tags(&[(OWNER_TAG, "c1/ns/a")]), "c1/ns/a"), Ownership::Ours);
-    assert_eq!(
-        ownership(&tags(&[(OWNER_TAG, "c1/ns/b")]), "c1/ns/a"),
-        Ownership::Other("c1/ns/b".into())
-    );
-    assert!(matches!(
-        ownership(&tags(&[(MANAGED_BY_TAG, "berth")]), "c1/ns/a"),
-        Ownership::Other(_)
-    ));
 }

@@ -1,125 +1,122 @@
-//! The context every reconcile shares: clients, settings, the Event recorder, metrics, and the
-//! per-object memos (in-sync generation, backoff) with their upkeep.
+//! The kind-agnostic runtime every reconciler shares: clients, the Event recorder, metrics, the
+//! batched observer, the resync epoch, and the per-object memos (in-sync generation, backoff)
+//! keyed by kind + namespace + name. What only one kind needs lives in that kind's module.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
 
-use super::REPOSITORY_KIND;
 use crate::aws::{Iam, Registry, RepositoryObserver};
 use crate::error::Error;
-use crate::reconcile::repository::desired::ValidationSettings;
-use crate::reconcile::stats::StatsTargets;
-use crate::telemetry::Metrics;
-/// Namespace/name of an object, for the per-object maps below.
-pub use crate::telemetry::ObjectKey;
+use crate::images::ImageInventory;
+use crate::images::stats::StatsTargets;
+use crate::telemetry::{Metrics, ObjectKey};
 
-/// How berth manages push roles (`--iam-*`, `--github-oidc-provider-arn`,
-/// `--create-github-oidc-provider`).
-#[derive(Clone, Debug, Default)]
-pub struct RoleSettings {
-    pub path: String,
-    pub permissions_boundary: Option<String>,
-    pub github_provider_arn: Option<String>,
-    pub create_github_provider: bool,
+/// An object of one kind: the key of every per-object memo, so that two kinds' objects of the
+/// same name never share state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId {
+    pub kind: &'static str,
+    pub key: ObjectKey,
 }
 
-/// Everything a reconcile needs; shared by all controllers.
-pub struct Context {
+impl ObjectId {
+    pub fn of<K: kube::Resource>(kind: &'static str, object: &K) -> Self {
+        Self {
+            kind,
+            key: (
+                object.meta().namespace.clone().unwrap_or_default(),
+                object.meta().name.clone().unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+/// What one reconcile of any kind may use.
+pub struct Runtime {
     pub client: Client,
     pub registry: Arc<dyn Registry>,
     pub iam: Arc<dyn Iam>,
-    pub roles: RoleSettings,
-    /// The GitHub OIDC provider's ARN, looked up (or created) once.
-    pub github_provider: tokio::sync::OnceCell<String>,
+    /// One DescribeRepositories per region per resync, shared by every kind.
     pub observer: RepositoryObserver,
+    /// One DescribeImages pass per repository, shared by statistics and lifecycle previews.
+    pub images: Arc<ImageInventory>,
+    /// The repositories whose statistics the refresher reads.
+    pub stats: Arc<StatsTargets>,
     pub recorder: Recorder,
-    pub validation: ValidationSettings,
-    pub resync_interval: Duration,
     pub metrics: Arc<Metrics>,
-    pub stats: StatsTargets,
+    pub resync_interval: Duration,
     /// Consecutive transient failures per object, for exponential backoff.
-    failures: Mutex<HashMap<ObjectKey, u32>>,
+    failures: Mutex<HashMap<ObjectId, u32>>,
     /// (generation, resync epoch) of the last reconcile that found the object in sync.
-    synced: Mutex<HashMap<ObjectKey, (Option<i64>, u64)>>,
+    synced: Mutex<HashMap<ObjectId, (Option<i64>, u64)>>,
 }
 
-impl Context {
-    #[allow(clippy::too_many_arguments)]
+impl Runtime {
     pub fn new(
         client: Client,
         registry: Arc<dyn Registry>,
         iam: Arc<dyn Iam>,
-        roles: RoleSettings,
-        validation: ValidationSettings,
         resync_interval: Duration,
         reporter: Reporter,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             iam,
-            roles,
-            github_provider: tokio::sync::OnceCell::new(),
             metrics,
-            stats: StatsTargets::default(),
+            images: Arc::new(ImageInventory::new(registry.clone())),
+            stats: Arc::default(),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             observer: RepositoryObserver::new(registry.clone()),
             registry,
-            validation,
             resync_interval,
             failures: Mutex::default(),
             synced: Mutex::default(),
         }
     }
 
-    pub fn object_key<K: Resource>(&self, object: &K) -> ObjectKey {
-        (
-            object.meta().namespace.clone().unwrap_or_default(),
-            object.meta().name.clone().unwrap_or_default(),
-        )
+    /// The current resync epoch: a memo from an earlier epoch is stale.
+    pub fn epoch(&self) -> u64 {
+        self.observer.epoch()
     }
 
-    pub fn is_memo_current(&self, key: &ObjectKey, generation: Option<i64>, epoch: u64) -> bool {
-        self.synced.lock().expect("memo lock").get(key) == Some(&(generation, epoch))
+    pub fn is_memo_current(&self, id: &ObjectId, generation: Option<i64>, epoch: u64) -> bool {
+        self.synced.lock().expect("memo lock").get(id) == Some(&(generation, epoch))
     }
 
-    pub fn remember_synced(&self, key: ObjectKey, generation: Option<i64>, epoch: u64) {
-        self.failures.lock().expect("failure lock").remove(&key);
-        self.synced.lock().expect("memo lock").insert(key, (generation, epoch));
+    pub fn remember_synced(&self, id: ObjectId, generation: Option<i64>, epoch: u64) {
+        self.failures.lock().expect("failure lock").remove(&id);
+        self.synced.lock().expect("memo lock").insert(id, (generation, epoch));
     }
 
-    pub fn forget_synced(&self, key: &ObjectKey) {
-        self.synced.lock().expect("memo lock").remove(key);
+    pub fn forget_synced(&self, id: &ObjectId) {
+        self.synced.lock().expect("memo lock").remove(id);
     }
 
-    /// Drops everything kept about an object that is gone from the cluster.
-    pub fn forget_object(&self, key: &ObjectKey) {
-        self.forget_synced(key);
-        self.failures.lock().expect("failure lock").remove(key);
-        self.stats.untrack(key);
-        self.metrics.forget_object(REPOSITORY_KIND, key);
+    /// Drops the shared memos and gauges of an object that is gone from the cluster.
+    pub fn forget_object(&self, id: &ObjectId) {
+        self.forget_synced(id);
+        self.failures.lock().expect("failure lock").remove(id);
+        self.metrics.forget_object(id.kind, &id.key);
     }
 
-    /// Forgets every object that is no longer in the cluster. kube-runtime does not reconcile a
-    /// deleted object that has no finalizer, so the gauges and memos learn of it here.
-    pub fn forget_absent(&self, present: &HashSet<ObjectKey>) {
-        let mut tracked: HashSet<ObjectKey> = self.metrics.tracked_objects(REPOSITORY_KIND).into_iter().collect();
-        tracked.extend(self.stats.keys());
-        tracked.extend(self.synced.lock().expect("memo lock").keys().cloned());
-        tracked.extend(self.failures.lock().expect("failure lock").keys().cloned());
-        for key in tracked.difference(present) {
-            self.forget_object(key);
-        }
+    /// The objects of `kind` that some memo or gauge still knows about.
+    pub fn tracked(&self, kind: &'static str) -> HashSet<ObjectKey> {
+        let mut tracked: HashSet<ObjectKey> = self.metrics.tracked_objects(kind).into_iter().collect();
+        let of_kind = |id: &ObjectId| (id.kind == kind).then(|| id.key.clone());
+        tracked.extend(self.synced.lock().expect("memo lock").keys().filter_map(of_kind));
+        tracked.extend(self.failures.lock().expect("failure lock").keys().filter_map(of_kind));
+        tracked
     }
 
     /// A new leader term: observe afresh and trust no memo from an earlier term, since another
     /// replica may have acted meanwhile.
-    pub(super) fn start_term(&self) {
+    pub fn start_term(&self) {
         self.observer.start_resync();
         self.synced.lock().expect("memo lock").clear();
         self.failures.lock().expect("failure lock").clear();
@@ -142,16 +139,16 @@ impl Context {
 
     /// Jittered exponential backoff for transient errors; terminal errors wait for the resync
     /// (or a spec change), so that a permission or validation error does not hammer AWS.
-    pub(super) fn retry_after(&self, key: ObjectKey, error: &Error) -> Duration {
+    pub fn retry_after(&self, id: ObjectId, error: &Error) -> Duration {
         if !error.is_transient() {
-            self.failures.lock().expect("failure lock").remove(&key);
+            self.failures.lock().expect("failure lock").remove(&id);
             return match error {
                 Error::DeletionBlocked(_) => self.resync_interval.min(Duration::from_secs(60)),
                 _ => self.resync_interval,
             };
         }
         let mut failures = self.failures.lock().expect("failure lock");
-        let attempt = failures.entry(key).or_default();
+        let attempt = failures.entry(id).or_default();
         *attempt = attempt.saturating_add(1);
         backoff_delay(*attempt, rand::random_range(0.5..1.5))
     }
@@ -190,5 +187,18 @@ mod tests {
         let cut = truncate(&note, 1000);
         assert!(cut.len() <= 1003 && cut.ends_with('…'));
         assert_eq!(truncate("short", 1000), "short");
+    }
+
+    #[test]
+    fn objects_of_two_kinds_with_one_name_are_distinct() {
+        let repository = ObjectId {
+            kind: "EcrRepository",
+            key: ("team".into(), "api".into()),
+        };
+        let policy = ObjectId {
+            kind: "LifecyclePolicy",
+            ..repository.clone()
+        };
+        assert_ne!(repository, policy);
     }
 }

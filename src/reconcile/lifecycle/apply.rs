@@ -1,0 +1,464 @@
+//! The LifecyclePolicy pipeline around the pure steps: validate → read the namespace's
+//! repositories and policies → assign (`select`) → per governed repository observe, plan and
+//! execute → preview from the image inventory → status. And cleanup on deletion.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::Lifecycles;
+use super::plan::{LifecycleChange, bounded_preview, has_errors, plan_policy, sorted_states};
+use super::select::{PolicyView, RepositoryView, assign};
+use crate::api::{
+    ConditionStatus, EcrRepository, LifecycleMode, LifecyclePolicy, LifecyclePolicyStatus, LifecyclePreview,
+    SelectedRepository, SelectionState, set_condition,
+};
+use crate::error::{Error, Result};
+use crate::images::RepositoryRef;
+use crate::lifecycle;
+use crate::reconcile::harness::{self, Change};
+use crate::reconcile::runtime::{ObjectId, Runtime};
+
+pub const KIND: &str = "LifecyclePolicy";
+/// Present while the policy's rules are in force on some repository.
+pub const FINALIZER: &str = "ecr.berth.dev/lifecycle-cleanup";
+/// The LifecyclePolicy's own status fields.
+pub const FIELD_MANAGER: &str = "berth";
+/// The EcrRepository's `status.lifecyclePolicy`.
+pub const REPOSITORY_FIELD_MANAGER: &str = "berth-lifecycle";
+/// The inventory consumer name: a governed repository's images stay in memory for previews.
+pub const IMAGES_CONSUMER: &str = "lifecycle";
+const READY: &str = "Ready";
+
+/// The validated rules and their rendering, or `InvalidSpec` naming the field.
+fn desired_text(policy: &LifecyclePolicy) -> Result<(Vec<lifecycle::Rule>, String)> {
+    let rules = lifecycle::rules(&policy.spec).map_err(|e| Error::InvalidSpec(e.0))?;
+    let text = lifecycle::render(&rules).map_err(|e| Error::InvalidSpec(e.0))?;
+    Ok((rules, text))
+}
+
+/// The namespace's EcrRepositories and its valid LifecyclePolicies (an invalid policy governs
+/// nothing, so it cannot win a repository it would not manage).
+async fn read_namespace(runtime: &Runtime, namespace: &str) -> Result<(Vec<RepositoryView>, Vec<PolicyView>)> {
+    let repositories = Api::<EcrRepository>::namespaced(runtime.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    let policies = Api::<LifecyclePolicy>::namespaced(runtime.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    let repositories = repositories
+        .items
+        .iter()
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .map(RepositoryView::of)
+        .collect();
+    let policies = policies
+        .items
+        .iter()
+        .filter(|p| lifecycle::rules(&p.spec).is_ok())
+        .map(PolicyView::of)
+        .collect();
+    Ok((repositories, policies))
+}
+
+pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtime) -> Result<Action> {
+    let (rules, text) = desired_text(policy)?;
+    let namespace = policy.namespace().unwrap_or_default();
+    let id = ObjectId::of(KIND, policy);
+    let (repositories, policies) = read_namespace(runtime, &namespace).await?;
+    let me = PolicyView::of(policy);
+    let assignment = assign(&me, &policies, &repositories);
+    let enforce = policy.spec.mode == LifecycleMode::Enforce;
+    // a new generation is a spec edit: changes are asked for, not drift, and images are re-read
+    let spec_changed = policy.status.as_ref().and_then(|s| s.observed_generation) != policy.metadata.generation;
+    let epoch = runtime.epoch();
+
+    if enforce && !assignment.governed.is_empty() {
+        ensure_finalizer(policy, runtime, true).await?;
+    }
+
+    let mut states = Vec::new();
+    let mut previews = Vec::new();
+    let mut first_error: Option<Error> = None;
+    let mut retained = BTreeSet::new();
+    for repository in &assignment.governed {
+        let Some(target) = &repository.target else {
+            states.push(SelectedRepository {
+                name: repository.name.clone(),
+                state: SelectionState::Error,
+                message: Some("the repository is not created yet (its status.repositoryArn is empty)".into()),
+            });
+            continue;
+        };
+        retained.insert(target.clone());
+        let governed_by_me = repository.governed_by.as_deref() == Some(me.name.as_str());
+        let outcome = if enforce {
+            let drift = governed_by_me && !spec_changed;
+            enforce_on(policy, kind, runtime, repository, target, &text, drift, epoch).await
+        } else if governed_by_me {
+            // Preview means the rules are not in force: take back what Enforce put there.
+            remove_from(policy, kind, runtime, repository, target).await
+        } else {
+            Ok(())
+        };
+        let mut state = SelectedRepository {
+            name: repository.name.clone(),
+            state: if enforce {
+                SelectionState::Applied
+            } else {
+                SelectionState::Previewed
+            },
+            message: None,
+        };
+        if let Err(error) = outcome {
+            state.state = SelectionState::Error;
+            state.message = Some(error.to_string());
+            first_error.get_or_insert(error);
+        }
+        match preview_of(runtime, kind, &rules, repository, target, spec_changed).await {
+            Ok(preview) => previews.push(preview),
+            Err(error) if state.message.is_none() => state.message = Some(format!("no preview: {error}")),
+            Err(_) => {}
+        }
+        states.push(state);
+    }
+    for (repository, winner) in &assignment.conflicts {
+        states.push(SelectedRepository {
+            name: repository.name.clone(),
+            state: SelectionState::Conflict,
+            message: Some(format!(
+                "also selected by the older LifecyclePolicy {winner}, which governs it"
+            )),
+        });
+    }
+    for released in &assignment.released {
+        // another policy took it over and writes its own rules: nothing to remove
+        if released.taken_over {
+            continue;
+        }
+        if let Some(target) = &released.repository.target
+            && let Err(error) = remove_from(policy, kind, runtime, released.repository, target).await
+        {
+            first_error.get_or_insert(error);
+        }
+    }
+    kind.retain(runtime, &id.key, retained);
+
+    let states = sorted_states(states);
+    let (preview, totals) = bounded_preview(previews);
+    runtime.metrics.set_lifecycle_expiring(&id.key, totals.expire);
+    let (status, reason, message) = if let Some(error) = &first_error {
+        (
+            ConditionStatus::False,
+            error.reason(),
+            summary_of_errors(&states, error),
+        )
+    } else if has_errors(&states) {
+        (
+            ConditionStatus::False,
+            "RepositoryNotReady",
+            "some selected repositories are not created yet".to_owned(),
+        )
+    } else {
+        (
+            ConditionStatus::True,
+            if enforce { "Applied" } else { "Previewed" },
+            summary(&states, enforce),
+        )
+    };
+    let new_status = LifecyclePolicyStatus {
+        observed_generation: policy.metadata.generation,
+        selected: Some((assignment.governed.len() + assignment.conflicts.len()) as i64),
+        conditions: vec![set_condition(
+            policy
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+            READY,
+            status,
+            reason,
+            &message,
+            policy.metadata.generation,
+            now(),
+        )],
+        repositories: states,
+        preview,
+        preview_totals: Some(totals),
+    };
+    runtime
+        .metrics
+        .set_ready(KIND, id.key.clone(), status == ConditionStatus::True);
+    write_status(policy, runtime, &new_status).await?;
+    // the finalizer stays while the rules are (or were, until this pass) in force somewhere
+    let in_force = enforce && !assignment.governed.is_empty();
+    if !in_force && !policy_governs_anything(&repositories, &me.name) {
+        ensure_finalizer(policy, runtime, false).await?;
+    }
+
+    if let Some(error) = first_error {
+        // per-repository failures are in status already; back off like any other failure
+        let reference = policy.object_ref(&());
+        runtime
+            .publish(
+                &reference,
+                EventType::Warning,
+                error.reason(),
+                error.action(),
+                &error.to_string(),
+            )
+            .await;
+        return Ok(Action::requeue(runtime.retry_after(id, &error)));
+    }
+    runtime.remember_synced(id, policy.metadata.generation, epoch);
+    Ok(Action::await_change())
+}
+
+fn policy_governs_anything(repositories: &[RepositoryView], policy: &str) -> bool {
+    repositories.iter().any(|r| r.governed_by.as_deref() == Some(policy))
+}
+
+fn summary(states: &[SelectedRepository], enforce: bool) -> String {
+    let conflicts = states.iter().filter(|s| s.state == SelectionState::Conflict).count();
+    let governed = states.len() - conflicts;
+    let verb = if enforce { "applied to" } else { "previewed on" };
+    match conflicts {
+        0 => format!("rules {verb} {governed} repositories"),
+        n => format!("rules {verb} {governed} repositories; {n} selected repositories are governed by an older policy"),
+    }
+}
+
+fn summary_of_errors(states: &[SelectedRepository], error: &Error) -> String {
+    let failed = states
+        .iter()
+        .filter(|s| s.state == SelectionState::Error)
+        .count()
+        .max(1);
+    format!(
+        "{failed} of {} repositories failed; first: {error}",
+        states.len().max(1)
+    )
+}
+
+/// Brings one governed repository's lifecycle policy to `text` and records the governor in
+/// its status. A repository confirmed in sync during this resync is not read again.
+#[allow(clippy::too_many_arguments)]
+async fn enforce_on(
+    policy: &LifecyclePolicy,
+    kind: &Lifecycles,
+    runtime: &Runtime,
+    repository: &RepositoryView,
+    target: &RepositoryRef,
+    text: &str,
+    drift: bool,
+    epoch: u64,
+) -> Result<()> {
+    let name = policy.name_any();
+    if !kind.is_confirmed(target, text, epoch) {
+        let observed = runtime
+            .registry
+            .get_lifecycle_policy(&target.region, &target.name)
+            .await?;
+        if let Some(change) = plan_policy(Some(text), observed.as_deref()) {
+            runtime
+                .registry
+                .put_lifecycle_policy(&target.region, &target.name, text)
+                .await?;
+            // the rules changed: the preview reads the images afresh
+            runtime.images.invalidate(target);
+            let note = format!("lifecycle policy of {} set from LifecyclePolicy {name}", target.name);
+            report_on_repository(runtime, policy, &repository.name, &change, drift, &note).await;
+        }
+        kind.confirm(target, text, epoch);
+    }
+    if repository.governed_by.as_deref() != Some(name.as_str()) {
+        record_governor(runtime, policy, &repository.name, Some(&name)).await?;
+    }
+    Ok(())
+}
+
+/// Removes the lifecycle policy berth put on a repository and clears its record.
+async fn remove_from(
+    policy: &LifecyclePolicy,
+    kind: &Lifecycles,
+    runtime: &Runtime,
+    repository: &RepositoryView,
+    target: &RepositoryRef,
+) -> Result<()> {
+    let observed = runtime
+        .registry
+        .get_lifecycle_policy(&target.region, &target.name)
+        .await?;
+    if let Some(change) = plan_policy(None, observed.as_deref()) {
+        runtime
+            .registry
+            .delete_lifecycle_policy(&target.region, &target.name)
+            .await?;
+        let note = format!(
+            "lifecycle policy of {} removed: LifecyclePolicy {} no longer governs it",
+            target.name,
+            policy.name_any()
+        );
+        report_on_repository(runtime, policy, &repository.name, &change, false, &note).await;
+    }
+    kind.unconfirm(target);
+    record_governor(runtime, policy, &repository.name, None).await
+}
+
+/// The preview of one repository from the image inventory (read afresh after a spec change).
+async fn preview_of(
+    runtime: &Runtime,
+    kind: &Lifecycles,
+    rules: &[lifecycle::Rule],
+    repository: &RepositoryView,
+    target: &RepositoryRef,
+    fresh: bool,
+) -> Result<LifecyclePreview> {
+    runtime.images.retain(IMAGES_CONSUMER, target);
+    let images = if fresh {
+        runtime.images.read(target).await?
+    } else {
+        runtime.images.images(target, kind.images_max_age).await?
+    };
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let verdicts = lifecycle::evaluate(rules, &images, now);
+    Ok(lifecycle::preview(&images, &verdicts).to_status(&repository.name))
+}
+
+/// A Normal Event on the EcrRepository whose lifecycle policy changed.
+async fn report_on_repository(
+    runtime: &Runtime,
+    policy: &LifecyclePolicy,
+    repository: &str,
+    change: &LifecycleChange,
+    drift: bool,
+    note: &str,
+) {
+    let mut reference = policy.object_ref(&());
+    reference.kind = Some("EcrRepository".into());
+    reference.name = Some(repository.to_owned());
+    reference.uid = None;
+    reference.resource_version = None;
+    reference.field_path = None;
+    harness::report(runtime, KIND, &reference, change, drift, note).await;
+    tracing::info!(repository, operation = change.operation(), "lifecycle policy changed");
+}
+
+/// Sets (or clears) `status.lifecyclePolicy` of an EcrRepository under `berth-lifecycle`.
+/// Server-side apply removes the field when this manager applies a status without it.
+async fn record_governor(
+    runtime: &Runtime,
+    policy: &LifecyclePolicy,
+    repository: &str,
+    governor: Option<&str>,
+) -> Result<()> {
+    let status = match governor {
+        Some(name) => json!({"lifecyclePolicy": name}),
+        None => json!({}),
+    };
+    let patch = json!({"apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository", "status": status});
+    let api = Api::<EcrRepository>::namespaced(runtime.client.clone(), &policy.namespace().unwrap_or_default());
+    match api
+        .patch_status(
+            repository,
+            &PatchParams::apply(REPOSITORY_FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // the repository object is gone: there is nothing to record on
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Deletion: remove the rules from every repository this policy governed (unless another
+/// policy takes it over), then release the object.
+pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtime) -> Result<Action> {
+    if !policy.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let namespace = policy.namespace().unwrap_or_default();
+    let (repositories, policies) = read_namespace(runtime, &namespace).await?;
+    let me = PolicyView::of(policy);
+    let assignment = assign(&me, &policies, &repositories);
+    for released in &assignment.released {
+        match (&released.repository.target, released.taken_over) {
+            (Some(target), false) => remove_from(policy, kind, runtime, released.repository, target).await?,
+            // the next policy takes over: clearing the record is what tells it to
+            _ => record_governor(runtime, policy, &released.repository.name, None).await?,
+        }
+    }
+    ensure_finalizer(policy, runtime, false).await?;
+    Ok(Action::await_change())
+}
+
+async fn ensure_finalizer(policy: &LifecyclePolicy, runtime: &Runtime, wanted: bool) -> Result<()> {
+    let present = policy.finalizers().iter().any(|f| f == FINALIZER);
+    if present == wanted {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = policy
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if wanted {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    let patch = json!({"metadata": {"resourceVersion": policy.resource_version(), "finalizers": finalizers}});
+    api(policy, runtime)
+        .patch(&policy.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+fn api(policy: &LifecyclePolicy, runtime: &Runtime) -> Api<LifecyclePolicy> {
+    Api::namespaced(runtime.client.clone(), &policy.namespace().unwrap_or_default())
+}
+
+async fn write_status(policy: &LifecyclePolicy, runtime: &Runtime, status: &LifecyclePolicyStatus) -> Result<()> {
+    if policy.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let patch = json!({"apiVersion": "ecr.berth.dev/v1alpha1", "kind": KIND, "status": status});
+    api(policy, runtime)
+        .patch_status(
+            &policy.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A whole-object failure: Ready=False with the error, the rest of the status kept.
+pub async fn write_failure(policy: &LifecyclePolicy, runtime: &Runtime, error: &Error) {
+    let mut status = policy.status.clone().unwrap_or_default();
+    let condition = set_condition(
+        &status.conditions,
+        READY,
+        ConditionStatus::False,
+        error.reason(),
+        &error.to_string(),
+        policy.metadata.generation,
+        now(),
+    );
+    status.conditions = vec![condition];
+    status.observed_generation = policy.metadata.generation;
+    runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, false);
+    if let Err(status_error) = write_status(policy, runtime, &status).await {
+        tracing::warn!(error = %status_error, "could not write the failure to status");
+    }
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}

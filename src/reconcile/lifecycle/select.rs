@@ -1,0 +1,233 @@
+//! Which EcrRepositories a LifecyclePolicy governs, pure: selection by labels or names, and the
+//! tie-break between two policies that select one repository (the older wins: creation time,
+//! then name), so that two policies never take turns.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{EcrRepository, LifecyclePolicy};
+use crate::images::RepositoryRef;
+
+/// What selection needs to know of an EcrRepository.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RepositoryView {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// `status.lifecyclePolicy`: the policy berth applied to it, if any.
+    pub governed_by: Option<String>,
+    /// The ECR repository it manages, from `status.repositoryArn` (None before it exists).
+    pub target: Option<RepositoryRef>,
+}
+
+impl RepositoryView {
+    pub fn of(repository: &EcrRepository) -> Self {
+        let status = repository.status.as_ref();
+        Self {
+            name: repository.metadata.name.clone().unwrap_or_default(),
+            labels: repository.metadata.labels.clone().unwrap_or_default(),
+            governed_by: status.and_then(|s| s.lifecycle_policy.clone()),
+            target: status
+                .and_then(|s| s.repository_arn.as_deref())
+                .and_then(crate::naming::repository_arn_parts)
+                .map(|(region, name)| RepositoryRef {
+                    region: region.to_owned(),
+                    name: name.to_owned(),
+                }),
+        }
+    }
+}
+
+/// What selection needs to know of a LifecyclePolicy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyView {
+    pub name: String,
+    pub created: Option<Time>,
+    pub selector: Selector,
+    /// Being deleted: it governs nothing any longer.
+    pub deleting: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selector {
+    /// All of these labels.
+    Labels(BTreeMap<String, String>),
+    /// Exactly these object names.
+    Names(Vec<String>),
+}
+
+impl PolicyView {
+    pub fn of(policy: &LifecyclePolicy) -> Self {
+        let spec = &policy.spec;
+        let selector = match &spec.repository_selector {
+            Some(selector) => Selector::Labels(selector.match_labels.clone()),
+            None => Selector::Names(spec.repositories.clone()),
+        };
+        Self {
+            name: policy.metadata.name.clone().unwrap_or_default(),
+            created: policy.metadata.creation_timestamp.clone(),
+            selector,
+            deleting: policy.metadata.deletion_timestamp.is_some(),
+        }
+    }
+
+    pub fn selects(&self, repository: &RepositoryView) -> bool {
+        if self.deleting {
+            return false;
+        }
+        match &self.selector {
+            Selector::Labels(labels) => labels
+                .iter()
+                .all(|(key, value)| repository.labels.get(key) == Some(value)),
+            Selector::Names(names) => names.contains(&repository.name),
+        }
+    }
+
+    /// The older policy wins: earlier creation, then the smaller name.
+    fn precedes(&self, other: &PolicyView) -> bool {
+        let created = |policy: &PolicyView| policy.created.as_ref().map(|t| t.0.as_second());
+        (created(self), &self.name) < (created(other), &other.name)
+    }
+}
+
+/// What one policy does with the repositories of its namespace.
+#[derive(Debug, Default, PartialEq)]
+pub struct Assignment<'a> {
+    /// Selected, and this policy is the oldest that selects them.
+    pub governed: Vec<&'a RepositoryView>,
+    /// Selected, but an older policy wins: (repository, the winner's name).
+    pub conflicts: Vec<(&'a RepositoryView, String)>,
+    /// Carry this policy's rules but are no longer governed by it: remove them, unless another
+    /// policy selects the repository now (it takes over).
+    pub released: Vec<Released<'a>>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Released<'a> {
+    pub repository: &'a RepositoryView,
+    /// Another policy now selects it and will write its own rules.
+    pub taken_over: bool,
+}
+
+/// The winner among `policies` for `repository`, if any selects it.
+pub fn winner<'p>(policies: &'p [PolicyView], repository: &RepositoryView) -> Option<&'p PolicyView> {
+    policies
+        .iter()
+        .filter(|policy| policy.selects(repository))
+        .reduce(|best, policy| if policy.precedes(best) { policy } else { best })
+}
+
+/// `policy` against every repository and policy of its namespace (`policies` includes it).
+pub fn assign<'a>(policy: &PolicyView, policies: &[PolicyView], repositories: &'a [RepositoryView]) -> Assignment<'a> {
+    let mut assignment = Assignment::default();
+    for repository in repositories {
+        let winner = winner(policies, repository);
+        match winner {
+            Some(winner) if winner.name == policy.name => assignment.governed.push(repository),
+            Some(winner) if policy.selects(repository) => assignment.conflicts.push((repository, winner.name.clone())),
+            _ => {}
+        }
+        let ours_before = repository.governed_by.as_deref() == Some(policy.name.as_str());
+        let ours_now = winner.is_some_and(|w| w.name == policy.name);
+        if ours_before && !ours_now {
+            assignment.released.push(Released {
+                repository,
+                taken_over: winner.is_some(),
+            });
+        }
+    }
+    assignment
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repository(name: &str, labels: &[(&str, &str)], governed_by: Option<&str>) -> RepositoryView {
+        RepositoryView {
+            name: name.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            governed_by: governed_by.map(Into::into),
+            target: None,
+        }
+    }
+
+    fn policy(name: &str, created: i64, selector: Selector) -> PolicyView {
+        PolicyView {
+            name: name.into(),
+            created: Some(Time(k8s_openapi::jiff::Timestamp::from_second(created).unwrap())),
+            selector,
+            deleting: false,
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Selector {
+        Selector::Labels(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn selects_by_all_labels_or_by_name() {
+        let prod = repository("api", &[("tier", "prod"), ("team", "a")], None);
+        let dev = repository("web", &[("tier", "dev")], None);
+        let by_label = policy("p", 1, labels(&[("tier", "prod")]));
+        assert!(by_label.selects(&prod) && !by_label.selects(&dev));
+        let by_two = policy("p", 1, labels(&[("tier", "prod"), ("team", "b")]));
+        assert!(!by_two.selects(&prod));
+        let by_name = policy("p", 1, Selector::Names(names(&["web"])));
+        assert!(by_name.selects(&dev) && !by_name.selects(&prod));
+        let mut deleting = by_name.clone();
+        deleting.deleting = true;
+        assert!(!deleting.selects(&dev));
+    }
+
+    #[test]
+    fn the_older_policy_wins_then_the_smaller_name_and_the_other_reports_a_conflict() {
+        let repositories = vec![repository("api", &[("tier", "prod")], None)];
+        let old = policy("zeta", 1, labels(&[("tier", "prod")]));
+        let young = policy("alpha", 2, Selector::Names(names(&["api"])));
+        let policies = vec![young.clone(), old.clone()];
+        let for_old = assign(&old, &policies, &repositories);
+        assert_eq!(for_old.governed.len(), 1);
+        let for_young = assign(&young, &policies, &repositories);
+        assert!(for_young.governed.is_empty());
+        assert_eq!(for_young.conflicts[0].1, "zeta");
+        // same age: the name decides, whatever the listing order
+        let twin = policy("beta", 1, labels(&[("tier", "prod")]));
+        let policies = vec![old.clone(), twin.clone()];
+        assert_eq!(winner(&policies, &repositories[0]).unwrap().name, "beta");
+        let reversed = vec![twin, old];
+        assert_eq!(winner(&reversed, &repositories[0]).unwrap().name, "beta");
+    }
+
+    #[test]
+    fn a_repository_that_leaves_is_released_or_taken_over() {
+        let repositories = vec![
+            repository("relabelled", &[("tier", "dev")], Some("keep")),
+            repository("moved", &[("tier", "dev")], Some("keep")),
+            repository("never", &[("tier", "dev")], None),
+            repository("stays", &[("tier", "prod")], Some("keep")),
+        ];
+        let keep = policy("keep", 1, labels(&[("tier", "prod")]));
+        let other = policy("other", 2, Selector::Names(names(&["moved"])));
+        let policies = vec![keep.clone(), other];
+        let assignment = assign(&keep, &policies, &repositories);
+        let released: Vec<(&str, bool)> = assignment
+            .released
+            .iter()
+            .map(|r| (r.repository.name.as_str(), r.taken_over))
+            .collect();
+        assert_eq!(released, [("relabelled", false), ("moved", true)]);
+        assert_eq!(assignment.governed.len(), 1);
+        // a policy being deleted releases everything it governed
+        let mut deleting = keep.clone();
+        deleting.deleting = true;
+        let policies = vec![deleting.clone()];
+        let assignment = assign(&deleting, &policies, &repositories);
+        assert_eq!(assignment.released.len(), 3);
+        assert!(assignment.governed.is_empty());
+    }
+}

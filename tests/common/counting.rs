@@ -1,0 +1,116 @@
+//! A `Registry` that forwards every call to the real (moto-backed) ECR adapter and counts the
+//! calls by operation: what the batched observer and the image inventory promise to save.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use berth::api::EncryptionType;
+use berth::aws::{AwsError, EcrRegistry, Image, ObservedRepository, Registry, RepositorySettings};
+
+pub struct CountingRegistry {
+    inner: EcrRegistry,
+    calls: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+impl CountingRegistry {
+    pub fn new(inner: EcrRegistry) -> Self {
+        Self {
+            inner,
+            calls: Mutex::default(),
+        }
+    }
+
+    /// How often `operation` (e.g. `DescribeImages`) was called so far.
+    pub fn calls(&self, operation: &str) -> usize {
+        self.calls.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    fn count(&self, operation: &'static str) -> &EcrRegistry {
+        *self.calls.lock().unwrap().entry(operation).or_default() += 1;
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl Registry for CountingRegistry {
+    async fn describe_repositories(&self, region: &str) -> Result<Vec<ObservedRepository>, AwsError> {
+        self.count("DescribeRepositories").describe_repositories(region).await
+    }
+    async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
+        self.count("DescribeRepository").describe_repository(region, name).await
+    }
+    async fn list_tags(&self, region: &str, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        self.count("ListTagsForResource").list_tags(region, arn).await
+    }
+    async fn create_repository(
+        &self,
+        region: &str,
+        name: &str,
+        settings: &RepositorySettings,
+        encryption_type: EncryptionType,
+        kms_key: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<ObservedRepository, AwsError> {
+        self.count("CreateRepository")
+            .create_repository(region, name, settings, encryption_type, kms_key, tags)
+            .await
+    }
+    async fn put_tag_mutability(
+        &self,
+        region: &str,
+        name: &str,
+        settings: &RepositorySettings,
+    ) -> Result<(), AwsError> {
+        self.count("PutImageTagMutability")
+            .put_tag_mutability(region, name, settings)
+            .await
+    }
+    async fn tag_resource(&self, region: &str, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+        self.count("TagResource").tag_resource(region, arn, tags).await
+    }
+    async fn untag_resource(&self, region: &str, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        self.count("UntagResource").untag_resource(region, arn, keys).await
+    }
+    async fn count_images(&self, region: &str, name: &str) -> Result<u64, AwsError> {
+        self.count("ListImages").count_images(region, name).await
+    }
+    async fn delete_repository(&self, region: &str, name: &str, force: bool) -> Result<(), AwsError> {
+        self.count("DeleteRepository")
+            .delete_repository(region, name, force)
+            .await
+    }
+    async fn describe_images(&self, region: &str, name: &str) -> Result<Vec<Image>, AwsError> {
+        self.count("DescribeImages").describe_images(region, name).await
+    }
+    async fn get_repository_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
+        self.count("GetRepositoryPolicy")
+            .get_repository_policy(region, name)
+            .await
+    }
+    async fn set_repository_policy(&self, region: &str, name: &str, policy: &str) -> Result<(), AwsError> {
+        self.count("SetRepositoryPolicy")
+            .set_repository_policy(region, name, policy)
+            .await
+    }
+    async fn delete_repository_policy(&self, region: &str, name: &str) -> Result<(), AwsError> {
+        self.count("DeleteRepositoryPolicy")
+            .delete_repository_policy(region, name)
+            .await
+    }
+    async fn get_lifecycle_policy(&self, region: &str, name: &str) -> Result<Option<String>, AwsError> {
+        self.count("GetLifecyclePolicy")
+            .get_lifecycle_policy(region, name)
+            .await
+    }
+    async fn put_lifecycle_policy(&self, region: &str, name: &str, text: &str) -> Result<(), AwsError> {
+        self.count("PutLifecyclePolicy")
+            .put_lifecycle_policy(region, name, text)
+            .await
+    }
+    async fn delete_lifecycle_policy(&self, region: &str, name: &str) -> Result<(), AwsError> {
+        self.count("DeleteLifecyclePolicy")
+            .delete_lifecycle_policy(region, name)
+            .await
+    }
+}

@@ -1,0 +1,286 @@
+//! End to end: LifecyclePolicy with `berth run` against the real apiserver and moto.
+
+mod common;
+
+use std::time::Duration;
+
+use berth::api::{LifecyclePolicy, SelectionState};
+use common::{Operator, Setup, TIMEOUT, setup, wait_for, wait_reason};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+/// keep the newest 30 `v*` images; expire untagged images after 7 days
+fn rules() -> serde_json::Value {
+    serde_json::json!([
+        {"priority": 1, "description": "keep 30 releases",
+         "selection": {"tagStatus": "Tagged", "tagPatterns": ["v*"], "countType": "ImageCountMoreThan", "countNumber": 30},
+         "action": {"type": "Expire"}},
+        {"priority": 2,
+         "selection": {"tagStatus": "Untagged", "countType": "SinceImagePushed", "countNumber": 7, "countUnit": "Days"},
+         "action": {"type": "Expire"}},
+    ])
+}
+
+fn lifecycle_policy(name: &str, spec: serde_json::Value) -> LifecyclePolicy {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "LifecyclePolicy",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .expect("a LifecyclePolicy")
+}
+
+fn policies(s: &Setup) -> Api<LifecyclePolicy> {
+    Api::namespaced(s.client.clone(), &s.namespace)
+}
+
+/// The repository's lifecycle policy text in ECR, or None.
+async fn ecr_policy(s: &Setup, repository: &str) -> Option<String> {
+    match s.ecr.get_lifecycle_policy().repository_name(repository).send().await {
+        Ok(output) => output.lifecycle_policy_text().map(str::to_owned),
+        Err(e) if format!("{e:?}").contains("LifecyclePolicyNotFoundException") => None,
+        Err(e) => panic!("GetLifecyclePolicy: {e:?}"),
+    }
+}
+
+/// What berth renders for `spec.rules`.
+fn rendered(rules: serde_json::Value) -> String {
+    let policy = lifecycle_policy("x", serde_json::json!({"repositories": ["x"], "rules": rules}));
+    let rules = berth::lifecycle::rules(&policy.spec).expect("valid rules");
+    berth::lifecycle::render(&rules).expect("renders")
+}
+
+/// Waits until the LifecyclePolicy reports Ready with `reason` for its current generation.
+async fn wait_policy(s: &Setup, name: &str, reason: &str, operator: &Operator) -> LifecyclePolicy {
+    let api = policies(s);
+    let found = wait_for(TIMEOUT, || async {
+        let policy = api.get(name).await.ok()?;
+        let status = policy.status.as_ref()?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (ready.reason == reason && status.observed_generation == policy.metadata.generation).then_some(policy)
+    })
+    .await;
+    if let Some(policy) = found {
+        return policy;
+    }
+    let current = api.get(name).await.map(|p| format!("{:?}", p.status));
+    panic!(
+        "{name} never reached {reason}: {current:?}\n--- operator log ---\n{}",
+        operator.log_text()
+    )
+}
+
+/// Waits until `check` holds for the ECR policy text of `repository`.
+async fn wait_ecr_policy(s: &Setup, repository: &str, check: impl Fn(Option<&str>) -> bool) -> bool {
+    wait_for(TIMEOUT, || async {
+        let text = ecr_policy(s, repository).await;
+        check(text.as_deref()).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+async fn governor(s: &Setup, name: &str) -> Option<String> {
+    s.repositories.get(name).await.ok()?.status?.lifecycle_policy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_follows_labels_conflicts_and_deletion_and_leaves_others_alone() {
+    let Some(s) = setup("e2e-lcp").await else { return };
+    let operator = Operator::start(&s.testbed, &s.namespace, &[]);
+    let ns = s.namespace.clone();
+    for (name, labels) in [("api", Some("prod")), ("web", Some("prod")), ("own", None)] {
+        let mut object = common::object(name, serde_json::json!({"repositoryName": format!("{ns}/{name}")}));
+        if let Some(tier) = labels {
+            object.metadata.labels = Some([("tier".to_owned(), tier.to_owned())].into());
+        }
+        s.repositories
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create");
+    }
+    for name in ["api", "web", "own"] {
+        wait_reason(&s.repositories, name, "Synced", &operator).await;
+    }
+    // a repository no LifecyclePolicy selects keeps the lifecycle policy someone else put there
+    let foreign = rendered(
+        serde_json::json!([{"priority": 5, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 3}, "action": {"type": "Expire"}}]),
+    );
+    s.ecr
+        .put_lifecycle_policy()
+        .repository_name(format!("{ns}/own"))
+        .lifecycle_policy_text(&foreign)
+        .send()
+        .await
+        .expect("PutLifecyclePolicy");
+
+    let spec = serde_json::json!({"repositorySelector": {"matchLabels": {"tier": "prod"}}, "rules": rules()});
+    policies(&s)
+        .create(&PostParams::default(), &lifecycle_policy("keep", spec))
+        .await
+        .expect("create LifecyclePolicy");
+    let ready = wait_policy(&s, "keep", "Applied", &operator).await;
+    let expected = rendered(rules());
+    let states: Vec<(String, SelectionState)> = ready
+        .status
+        .unwrap()
+        .repositories
+        .into_iter()
+        .map(|r| (r.name, r.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("api".to_owned(), SelectionState::Applied),
+            ("web".to_owned(), SelectionState::Applied)
+        ]
+    );
+    for name in ["api", "web"] {
+        let text = ecr_policy(&s, &format!("{ns}/{name}")).await.expect("policy applied");
+        assert!(berth::lifecycle::equivalent(&expected, &text), "{name}: {text}");
+        assert_eq!(governor(&s, name).await.as_deref(), Some("keep"));
+        assert!(!s.events(name, "LifecyclePolicyApplied").await.is_empty());
+    }
+    assert_eq!(
+        ecr_policy(&s, &format!("{ns}/own")).await.as_deref(),
+        Some(foreign.as_str())
+    );
+
+    // relabelled: web leaves the selection and loses the policy berth put there
+    s.merge("web", serde_json::json!({"metadata": {"labels": {"tier": "dev"}}}))
+        .await;
+    assert!(
+        wait_ecr_policy(&s, &format!("{ns}/web"), |text| text.is_none()).await,
+        "web kept its lifecycle policy after leaving the selection\n{}",
+        operator.log_text()
+    );
+    assert!(
+        wait_for(TIMEOUT, || async { governor(&s, "web").await.is_none().then_some(()) })
+            .await
+            .is_some()
+    );
+    assert!(!s.events("web", "LifecyclePolicyRemoved").await.is_empty());
+
+    // a second, younger policy over api: Conflict naming the winner, and the winner's text stays
+    let other_rules = serde_json::json!([{"priority": 1, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 1}, "action": {"type": "Expire"}}]);
+    let spec = serde_json::json!({"repositories": ["api"], "rules": other_rules});
+    policies(&s)
+        .create(&PostParams::default(), &lifecycle_policy("late", spec))
+        .await
+        .expect("create second LifecyclePolicy");
+    let late = wait_policy(&s, "late", "Applied", &operator).await;
+    let entry = &late.status.unwrap().repositories[0];
+    assert_eq!(entry.state, SelectionState::Conflict);
+    assert!(entry.message.as_deref().unwrap_or_default().contains("keep"));
+    tokio::time::sleep(Duration::from_secs(4)).await; // a resync passes: no flapping
+    let text = ecr_policy(&s, &format!("{ns}/api")).await.unwrap();
+    assert!(
+        berth::lifecycle::equivalent(&expected, &text),
+        "the older policy's text stays"
+    );
+    assert_eq!(governor(&s, "api").await.as_deref(), Some("keep"));
+
+    // the loser goes: nothing changes; then the winner goes: its rules are removed everywhere
+    policies(&s)
+        .delete("late", &DeleteParams::default())
+        .await
+        .expect("delete late");
+    policies(&s)
+        .delete("keep", &DeleteParams::default())
+        .await
+        .expect("delete keep");
+    assert!(
+        wait_for(TIMEOUT, || async {
+            policies(&s).get_opt("keep").await.ok()?.is_none().then_some(())
+        })
+        .await
+        .is_some(),
+        "the LifecyclePolicy was not released\n{}",
+        operator.log_text()
+    );
+    assert!(wait_ecr_policy(&s, &format!("{ns}/api"), |text| text.is_none()).await);
+    assert_eq!(governor(&s, "api").await, None);
+    assert_eq!(
+        ecr_policy(&s, &format!("{ns}/own")).await.as_deref(),
+        Some(foreign.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_counts_exactly_and_never_writes_the_policy() {
+    let Some(s) = setup("e2e-lcpre").await else { return };
+    let (proxy, operator) = s.operator_behind_proxy(&[]).await;
+    let repository = format!("{}/app", s.namespace);
+    s.create("app", serde_json::json!({"repositoryName": repository})).await;
+    wait_reason(&s.repositories, "app", "Synced", &operator).await;
+    for i in 0..35 {
+        s.ecr
+            .put_image()
+            .repository_name(&repository)
+            .image_manifest(common::image_manifest(&format!("{}-{i}", s.namespace)))
+            .image_tag(format!("v1.{i}"))
+            .send()
+            .await
+            .expect("PutImage");
+    }
+    let spec = serde_json::json!({"repositories": ["app"], "mode": "Preview", "rules": rules()});
+    policies(&s)
+        .create(&PostParams::default(), &lifecycle_policy("preview", spec))
+        .await
+        .expect("create LifecyclePolicy");
+    let previewed = wait_policy(&s, "preview", "Previewed", &operator).await;
+    let status = previewed.status.unwrap();
+    assert_eq!(status.repositories[0].state, SelectionState::Previewed);
+    let preview = &status.preview[0];
+    assert_eq!((preview.expire, preview.transition, preview.keep), (5, 0, 30));
+    assert_eq!(preview.examples.len(), 5);
+    assert!(preview.examples.iter().all(|e| e.starts_with("v1.")));
+    let totals = status.preview_totals.expect("totals");
+    assert_eq!((totals.repositories, totals.expire), (1, 5));
+    assert_eq!(
+        ecr_policy(&s, &repository).await,
+        None,
+        "Preview never writes the policy"
+    );
+    assert_eq!(proxy.counts().get("PutLifecyclePolicy"), None);
+    let series = format!(
+        "berth_lifecycle_images_to_expire{{namespace=\"{}\",policy=\"preview\"}}",
+        s.namespace
+    );
+    assert_eq!(operator.metric(&series).await, 5.0);
+
+    // switching to Enforce applies the rules, once
+    policies(&s)
+        .patch(
+            "preview",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"mode": "Enforce"}})),
+        )
+        .await
+        .expect("switch to Enforce");
+    wait_policy(&s, "preview", "Applied", &operator).await;
+    assert!(ecr_policy(&s, &repository).await.is_some());
+    tokio::time::sleep(Duration::from_secs(7)).await; // two resyncs: in sync costs no write
+    assert_eq!(proxy.counts().get("PutLifecyclePolicy"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_rules_are_refused_naming_the_field_with_zero_aws_calls() {
+    let Some(s) = setup("e2e-lcbad").await else { return };
+    let (proxy, operator) = s.operator_behind_proxy(&[]).await;
+    // duplicate priorities: the schema admits it on a cluster without CEL, the controller not
+    let duplicate = serde_json::json!([
+        {"priority": 1, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 5}, "action": {"type": "Expire"}},
+        {"priority": 1, "selection": {"tagStatus": "Untagged", "countType": "ImageCountMoreThan", "countNumber": 1}, "action": {"type": "Expire"}},
+    ]);
+    let spec = serde_json::json!({"repositories": ["app"], "rules": duplicate});
+    policies(&s)
+        .create(&PostParams::default(), &lifecycle_policy("bad", spec))
+        .await
+        .expect("the apiserver admits it");
+    let refused = wait_policy(&s, "bad", "InvalidSpec", &operator).await;
+    let status = refused.status.unwrap();
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains("spec.rules"), "{}", ready.message);
+    assert!(!s.events("bad", "InvalidSpec").await.is_empty());
+    assert!(proxy.counts().is_empty(), "AWS was called: {:?}", proxy.counts());
+}

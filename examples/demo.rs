@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let repositories: Api<EcrRepository> = Api::namespaced(client.clone(), NAMESPACE);
 
     step(
-        "kubectl apply: EcrRepository payments/payments-api (Immutable, 'latest' stays mutable, org may pull, GitHub Actions may push from main, deletionPolicy Delete)",
+        "kubectl apply: EcrRepository payments/payments-api (Immutable, 'latest' stays mutable, org may pull, GitHub Actions may push from main, deletionPolicy Delete with forceDelete)",
     );
     let manifest = serde_json::json!({
         "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         "spec": {
             "repositoryName": "payments/payments-api", "imageTagMutability": "Immutable",
             "mutabilityExclusions": ["latest"], "tags": {"team": "payments"}, "deletionPolicy": "Delete",
+            "forceDelete": true,
             "access": {
                 "pull": [{"organizationId": "o-a1b2c3d4e5"}],
                 "push": [{"githubActions": {"repository": "acme/payments-api", "refs": ["refs/heads/main"]}}],
@@ -132,7 +133,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    step("kubectl delete: deletionPolicy Delete removes the repository and its push role");
+    step(
+        "kubectl delete: deletionPolicy Delete removes the repository (forceDelete: with its images) and its push role",
+    );
     repositories.delete("payments-api", &DeleteParams::default()).await?;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -42,3 +42,45 @@ fn stripping_removes_every_cel_rule() {
     let with_rules = serde_json::to_string(&<berth::api::EcrRepository as kube::CustomResourceExt>::crd()).unwrap();
     assert!(with_rules.contains("x-kubernetes-validations"));
 }
+
+/// Every property of `schema`, at any depth, with its path.
+fn properties<'a>(path: &str, schema: &'a serde_json::Value, out: &mut Vec<(String, &'a serde_json::Value)>) {
+    if let Some(map) = schema.get("properties").and_then(|p| p.as_object()) {
+        for (name, property) in map {
+            let path = format!("{path}.{name}");
+            out.push((path.clone(), property));
+            properties(&path, property, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        properties(&format!("{path}[]"), items, out);
+    }
+}
+
+/// `kubectl explain` shows each field's description: no field of the finished kinds goes without.
+#[test]
+fn every_field_of_ecr_repository_and_lifecycle_policy_is_described() {
+    for crd in berth::api::crds() {
+        if !["EcrRepository", "LifecyclePolicy"].contains(&crd.spec.names.kind.as_str()) {
+            continue;
+        }
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap()["openAPIV3Schema"].clone();
+        let mut all = Vec::new();
+        for part in ["spec", "status"] {
+            properties(part, &schema["properties"][part], &mut all);
+        }
+        assert!(all.len() > 10, "{}: the schema has its fields", crd.spec.names.kind);
+        let undescribed: Vec<&str> = all
+            .iter()
+            // conditions are the standard metav1.Condition, described by Kubernetes itself
+            .filter(|(path, _)| !path.starts_with("status.conditions[]."))
+            .filter(|(_, property)| property["description"].as_str().is_none_or(str::is_empty))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(
+            undescribed.is_empty(),
+            "{}: fields without a description: {undescribed:?}",
+            crd.spec.names.kind
+        );
+    }
+}

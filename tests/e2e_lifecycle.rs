@@ -83,7 +83,7 @@ async fn governor(s: &Setup, name: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enforce_follows_labels_conflicts_and_deletion_and_leaves_others_alone() {
+async fn rules_follow_labels_selectors_conflicts_and_deletion_and_leave_others_alone() {
     let Some(s) = setup("e2e-lcp").await else { return };
     let operator = Operator::start(&s.testbed, &s.namespace, &[]);
     let ns = s.namespace.clone();
@@ -144,12 +144,42 @@ async fn enforce_follows_labels_conflicts_and_deletion_and_leaves_others_alone()
         Some(foreign.as_str())
     );
 
-    // relabelled: web leaves the selection and loses the policy berth put there
+    // a policy for the dev tier, which governs nothing yet
+    let dev_rules = serde_json::json!([{"priority": 1, "selection": {"tagStatus": "Untagged", "countType": "ImageCountMoreThan", "countNumber": 2}, "action": {"type": "Expire"}}]);
+    let spec = serde_json::json!({"repositorySelector": {"matchLabels": {"tier": "dev"}}, "rules": dev_rules});
+    policies(&s)
+        .create(&PostParams::default(), &lifecycle_policy("dev", spec))
+        .await
+        .expect("create dev LifecyclePolicy");
+    wait_policy(&s, "dev", "Applied", &operator).await;
+
+    // relabelled: web moves from keep to dev, within seconds
     s.merge("web", serde_json::json!({"metadata": {"labels": {"tier": "dev"}}}))
         .await;
+    let dev_text = rendered(dev_rules);
+    assert!(
+        wait_ecr_policy(&s, &format!("{ns}/web"), |text| text
+            .is_some_and(|text| berth::lifecycle::equivalent(&dev_text, text)))
+        .await,
+        "web did not get the dev rules\n{}",
+        operator.log_text()
+    );
+    assert!(
+        wait_for(TIMEOUT, || async {
+            (governor(&s, "web").await.as_deref() == Some("dev")).then_some(())
+        })
+        .await
+        .is_some()
+    );
+
+    // deleting a LifecyclePolicy removes its rules from the repositories it governed
+    policies(&s)
+        .delete("dev", &DeleteParams::default())
+        .await
+        .expect("delete dev");
     assert!(
         wait_ecr_policy(&s, &format!("{ns}/web"), |text| text.is_none()).await,
-        "web kept its lifecycle policy after leaving the selection\n{}",
+        "web kept the rules of a deleted policy\n{}",
         operator.log_text()
     );
     assert!(
@@ -160,8 +190,8 @@ async fn enforce_follows_labels_conflicts_and_deletion_and_leaves_others_alone()
     assert!(!s.events("web", "LifecyclePolicyRemoved").await.is_empty());
 
     // a second, younger policy over api: Conflict naming the winner, and the winner's text stays
-    let other_rules = serde_json::json!([{"priority": 1, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 1}, "action": {"type": "Expire"}}]);
-    let spec = serde_json::json!({"repositories": ["api"], "rules": other_rules});
+    let late_rules = serde_json::json!([{"priority": 1, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 1}, "action": {"type": "Expire"}}]);
+    let spec = serde_json::json!({"repositories": ["api"], "rules": late_rules});
     policies(&s)
         .create(&PostParams::default(), &lifecycle_policy("late", spec))
         .await
@@ -178,7 +208,32 @@ async fn enforce_follows_labels_conflicts_and_deletion_and_leaves_others_alone()
     );
     assert_eq!(governor(&s, "api").await.as_deref(), Some("keep"));
 
-    // the loser goes: nothing changes; then the winner goes: its rules are removed everywhere
+    // the winner's selector no longer matches api: the younger policy takes it over
+    policies(&s)
+        .patch(
+            "keep",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"repositorySelector": {"matchLabels": {"tier": "none"}}}})),
+        )
+        .await
+        .expect("edit the selector");
+    let late_text = rendered(late_rules);
+    assert!(
+        wait_ecr_policy(&s, &format!("{ns}/api"), |text| text
+            .is_some_and(|text| berth::lifecycle::equivalent(&late_text, text)))
+        .await,
+        "late did not take api over\n{}",
+        operator.log_text()
+    );
+    assert!(
+        wait_for(TIMEOUT, || async {
+            (governor(&s, "api").await.as_deref() == Some("late")).then_some(())
+        })
+        .await
+        .is_some()
+    );
+
+    // both go: the rules are removed, the objects released, and the foreign policy stays
     policies(&s)
         .delete("late", &DeleteParams::default())
         .await
@@ -187,15 +242,17 @@ async fn enforce_follows_labels_conflicts_and_deletion_and_leaves_others_alone()
         .delete("keep", &DeleteParams::default())
         .await
         .expect("delete keep");
-    assert!(
-        wait_for(TIMEOUT, || async {
-            policies(&s).get_opt("keep").await.ok()?.is_none().then_some(())
-        })
-        .await
-        .is_some(),
-        "the LifecyclePolicy was not released\n{}",
-        operator.log_text()
-    );
+    for name in ["late", "keep"] {
+        assert!(
+            wait_for(TIMEOUT, || async {
+                policies(&s).get_opt(name).await.ok()?.is_none().then_some(())
+            })
+            .await
+            .is_some(),
+            "{name} was not released\n{}",
+            operator.log_text()
+        );
+    }
     assert!(wait_ecr_policy(&s, &format!("{ns}/api"), |text| text.is_none()).await);
     assert_eq!(governor(&s, "api").await, None);
     assert_eq!(

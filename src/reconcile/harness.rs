@@ -27,6 +27,11 @@ pub trait Change {
     /// `Created`, `Updated`, `PolicyApplied`, `Deleted`, ...
     fn reason(&self) -> &'static str;
     fn field(&self) -> &'static str;
+    /// Whether, made while the spec did not change, it sets back an out-of-band change (a
+    /// `DriftCorrected` Event). Creations and removals report their own reason either way.
+    fn corrects_drift(&self) -> bool {
+        true
+    }
 }
 
 /// A kind's pipeline. The harness owns what is common; the kind owns its steps.
@@ -153,7 +158,7 @@ pub async fn report<C: Change + ?Sized>(
     drift: bool,
     note: &str,
 ) {
-    if drift {
+    if drift && change.corrects_drift() {
         runtime.metrics.drift_corrected(kind, change.field());
         let note = format!("{} was changed outside berth and set back: {note}", change.field());
         runtime

@@ -30,6 +30,11 @@ impl Change for LifecycleChange {
     fn field(&self) -> &'static str {
         "lifecyclePolicy"
     }
+
+    /// Removal follows a selection change; it is never drift.
+    fn corrects_drift(&self) -> bool {
+        *self == LifecycleChange::Put
+    }
 }
 
 /// Compares semantically: an equivalent text in any spelling or order is left alone.

@@ -213,7 +213,7 @@ fn github_pusher(field: &str, github: &crate::api::GithubActionsGrant) -> Result
 }
 
 /// What to do with the repository policy.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub enum PolicyChange {
     Set(Value),
     Delete,
@@ -236,6 +236,11 @@ impl Change for PolicyChange {
 
     fn field(&self) -> &'static str {
         "repositoryPolicy"
+    }
+
+    /// Removing berth's own policy follows a spec change; it is never drift.
+    fn corrects_drift(&self) -> bool {
+        matches!(self, PolicyChange::Set(_))
     }
 }
 
@@ -269,7 +274,7 @@ pub struct ObservedPushRole {
     pub inline_policy: Option<Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub enum RoleChange {
     /// CreateRole (trust policy, boundary, tags), then the inline policy.
     Create,
@@ -302,6 +307,10 @@ impl Change for RoleChange {
             RoleChange::PutInlinePolicy => "pushRole.inlinePolicy",
             RoleChange::PutPermissionsBoundary => "pushRole.permissionsBoundary",
         }
+    }
+
+    fn corrects_drift(&self) -> bool {
+        *self != RoleChange::Create
     }
 }
 

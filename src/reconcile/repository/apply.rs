@@ -7,16 +7,18 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 
-use super::apply_access::{apply_access, delete_push_role, role_name_of};
+use super::access::{plan_repository_policy, plan_role};
 use super::desired::{DesiredRepository, desired_repository};
-use super::plan::{ObservedState, RepositoryChange, plan};
+use super::execute::Executor;
+use super::observe;
+use super::plan::{RepositoryChange, plan};
 use super::scope::{KIND, Scope};
 use super::settings::{Repositories, ValidationSettings};
 use super::status::{Outcome, is_ready, needs_write, repository_status};
 use crate::api::{DeletionPolicy, EcrRepository};
-use crate::aws::AbsentAsNone;
 use crate::error::{Error, Result};
 use crate::images::stats::StatsTarget;
+use crate::policy;
 use crate::reconcile::ownership::{Ownership, ownership};
 use crate::reconcile::runtime::{ObjectId, Runtime};
 
@@ -50,7 +52,8 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
         return Ok(Action::await_change());
     }
 
-    let observed = observe(runtime, &desired, !scope.drift_only).await?;
+    // phase 1: the repository, its settings and tags
+    let observed = observe::repository(runtime, &desired, !scope.drift_only).await?;
     let plan = plan(&desired, observed.as_ref(), repository.spec.adopt)?;
     ensure_finalizer(
         repository,
@@ -58,25 +61,64 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
         repository.spec.deletion_policy == DeletionPolicy::Delete,
     )
     .await?;
-
     if plan.adopting {
         let note = format!("took over existing repository {}", desired.name);
         scope.event("Adopted", "TagResource", &note).await;
     }
-    let mut current = observed.map(|o| o.repository);
-    for change in &plan.changes {
-        current = Some(execute(&scope, &desired, current, change).await?);
-    }
-    let current = current.expect("a repository exists after planning and applying");
+    let mut executor = Executor::new(&scope, &desired, observed.map(|o| o.repository));
+    executor.run(&plan.changes).await?;
+    let current = executor
+        .executed
+        .repository
+        .clone()
+        .expect("a repository exists after planning and applying");
     runtime.observer.record(&desired.region, current.clone()).await;
 
-    let push_role_arn = apply_access(&scope, &desired, &current.arn).await?;
+    // phase 2: the push role, whose inline policy names the repository's ARN
+    if let Some(role_name) = &desired.access.role_name {
+        let desired_role = observe::desired_role(&scope, &desired, role_name, &current.arn).await?;
+        let observed_role = observe::role(runtime, role_name).await?;
+        let changes = plan_role(&desired_role, observed_role.as_ref(), &desired.owner)?;
+        if let Some(observed_role) = &observed_role {
+            executor.executed.role_arn = Some(observed_role.role.arn.clone());
+            executor.executed.role_is_new = observe::is_propagating(observed_role);
+        }
+        executor.role = Some(desired_role);
+        let changes: Vec<RepositoryChange> = changes.into_iter().map(RepositoryChange::Role).collect();
+        executor.run(&changes).await?;
+    }
+
+    // phase 3: the repository policy, which names the push role's ARN. Without access berth
+    // leaves the policy alone; after a spec change of an object it synced before, it removes
+    // its own (a new object has nothing of berth's to remove).
+    let synced_before = repository.status.as_ref().and_then(|s| s.observed_generation).is_some();
+    if desired.access.manages_policy() || (!scope.drift_only && synced_before) {
+        let desired_policy = policy::repository_policy(
+            &desired.access.grants,
+            executor.executed.role_arn.as_deref(),
+            kind.validation.allow_public_access,
+        )
+        .map_err(|e| Error::InvalidSpec(e.0))?;
+        let observed_policy = observe::repository_policy(runtime, &desired).await?;
+        if let Some(change) = plan_repository_policy(desired_policy.as_ref(), observed_policy.as_ref()) {
+            executor.run(&[RepositoryChange::Policy(change)]).await?;
+        }
+    }
+
+    // phase 4: a push role no longer declared goes, now that the policy no longer names it
+    if desired.access.role_name.is_none()
+        && let Some(old_arn) = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref())
+    {
+        let name = observe::role_name_of(old_arn).to_owned();
+        executor.run(&[RepositoryChange::DeleteRole(name)]).await?;
+    }
+
     write_status(
         repository,
         runtime,
         Outcome::Synced {
             repository: &current,
-            push_role_arn,
+            push_role_arn: executor.executed.role_arn.clone(),
         },
     )
     .await?;
@@ -90,76 +132,6 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
     );
     runtime.remember_synced(id, repository.metadata.generation, epoch);
     Ok(Action::await_change())
-}
-
-/// Makes one planned change and reports it; returns the repository as it is afterwards.
-async fn execute(
-    scope: &Scope<'_>,
-    desired: &DesiredRepository,
-    current: Option<crate::aws::ObservedRepository>,
-    change: &RepositoryChange,
-) -> Result<crate::aws::ObservedRepository> {
-    let registry = &scope.runtime.registry;
-    let arn = current.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
-    let (current, note) = match change {
-        RepositoryChange::Create => {
-            // RepositoryAlreadyExists (created since we looked, or not listed yet) is a
-            // transient conflict: the retry observes the repository and plans again.
-            let created = registry
-                .create_repository(
-                    &desired.region,
-                    &desired.name,
-                    &desired.settings,
-                    desired.encryption_type,
-                    desired.kms_key.as_deref(),
-                    &desired.all_tags(),
-                )
-                .await?;
-            let note = format!("created repository {} in {}", desired.name, desired.region);
-            scope.event("Created", "CreateRepository", &note).await;
-            return Ok(created);
-        }
-        RepositoryChange::SetTagMutability(settings) => {
-            registry
-                .put_tag_mutability(&desired.region, &desired.name, settings)
-                .await?;
-            let current = current.map(|mut current| {
-                current.settings = settings.clone();
-                current
-            });
-            let note = format!(
-                "imageTagMutability set to {:?} with exclusions {:?}",
-                settings.tag_mutability, settings.mutability_exclusions
-            );
-            (current, note)
-        }
-        RepositoryChange::Tag(tags) => {
-            registry.tag_resource(&desired.region, &arn, tags).await?;
-            let keys: Vec<&String> = tags.keys().collect();
-            (current, format!("tags set: {keys:?}"))
-        }
-        RepositoryChange::Untag(keys) => {
-            registry.untag_resource(&desired.region, &arn, keys).await?;
-            (current, format!("tags removed: {keys:?}"))
-        }
-    };
-    scope.report(change, &note).await;
-    Ok(current.expect("only a create plans changes for a repository that does not exist"))
-}
-
-/// The repository and its tags. `fresh` bypasses the per-resync snapshot: after a spec change
-/// the plan must not rest on an observation up to one resync old.
-async fn observe(runtime: &Runtime, desired: &DesiredRepository, fresh: bool) -> Result<Option<ObservedState>> {
-    let repository = if fresh {
-        runtime.observer.observe_fresh(&desired.region, &desired.name).await?
-    } else {
-        runtime.observer.observe(&desired.region, &desired.name).await?
-    };
-    let Some(repository) = repository else {
-        return Ok(None);
-    };
-    let tags = runtime.registry.list_tags(&desired.region, &repository.arn).await?;
-    Ok(Some(ObservedState { repository, tags }))
 }
 
 /// On clusters without CEL, `repositoryName` and `region` can still be edited: refuse to move
@@ -184,7 +156,8 @@ fn check_identity_unchanged(repository: &EcrRepository, desired: &DesiredReposit
     Ok(())
 }
 
-/// Deletion: with `Delete`, remove the repository if berth owns it; then release the object.
+/// Deletion: with `Delete`, remove the repository if berth owns it, and its push role; then
+/// release the object.
 pub async fn cleanup(repository: &EcrRepository, kind: &Repositories, runtime: &Runtime) -> Result<Action> {
     if !repository.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
@@ -202,52 +175,25 @@ pub async fn cleanup(repository: &EcrRepository, kind: &Repositories, runtime: &
             runtime,
             drift_only: false,
         };
-        if let Some(observed) = observe(runtime, &desired, true).await?
-            && ownership(&observed.tags, &desired.owner) == Ownership::Ours
-        {
-            delete_repository(&scope, &desired).await?;
+        let observed = observe::repository(runtime, &desired, true).await?;
+        let mut changes = Vec::new();
+        if observed.is_some_and(|observed| ownership(&observed.tags, &desired.owner) == Ownership::Ours) {
+            changes.push(RepositoryChange::DeleteRepository);
         }
         // the push role goes with the repository (only if it is this object's)
         let recorded = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref());
-        if let Some(role_name) = desired.access.role_name.as_deref().or(recorded.map(role_name_of)) {
-            delete_push_role(&scope, &desired, role_name).await?;
+        if let Some(role_name) = desired
+            .access
+            .role_name
+            .as_deref()
+            .or(recorded.map(observe::role_name_of))
+        {
+            changes.push(RepositoryChange::DeleteRole(role_name.to_owned()));
         }
+        Executor::new(&scope, &desired, None).run(&changes).await?;
     }
     ensure_finalizer(repository, runtime, false).await?;
     Ok(Action::await_change())
-}
-
-async fn delete_repository(scope: &Scope<'_>, desired: &DesiredRepository) -> Result<()> {
-    let registry = &scope.runtime.registry;
-    let force = scope.repository.spec.force_delete;
-    if !force {
-        let images = registry.count_images(&desired.region, &desired.name).await?;
-        if images > 0 {
-            return Err(deletion_blocked(&desired.name, images));
-        }
-    }
-    match registry
-        .delete_repository(&desired.region, &desired.name, force)
-        .await
-        .absent_as_none()
-    {
-        Ok(_) => {}
-        Err(e) if e.is_code("RepositoryNotEmptyException") => {
-            let images = registry.count_images(&desired.region, &desired.name).await?;
-            return Err(deletion_blocked(&desired.name, images));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    scope.runtime.observer.forget(&desired.region, &desired.name).await;
-    let note = format!("deleted repository {} in {}", desired.name, desired.region);
-    scope.event("Deleted", "DeleteRepository", &note).await;
-    Ok(())
-}
-
-fn deletion_blocked(name: &str, images: u64) -> Error {
-    Error::DeletionBlocked(format!(
-        "repository {name} still holds {images} images and spec.forceDelete is false: delete the images or set forceDelete: true"
-    ))
 }
 
 /// Adds or removes the cleanup finalizer. A merge patch carrying the resourceVersion fails on a

@@ -1,10 +1,12 @@
-//! The EcrRepository kind: validate (`desired`, `access`) → observe → plan (`plan`, `access`;
-//! pure) → execute (`apply`, `apply_access`) → status (`status`, pure).
+//! The EcrRepository kind: validate (`desired`, `access`) → observe (`observe`) → plan
+//! (`plan`, `access`; pure, in phases) → execute (`execute`) → status (`status`, pure), run
+//! phase by phase by `apply`.
 
 pub mod access;
 mod apply;
-mod apply_access;
 pub mod desired;
+mod execute;
+mod observe;
 pub mod plan;
 mod scope;
 pub mod settings;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::access::{PolicyChange, RoleChange};
 use super::desired::DesiredRepository;
 use crate::api::EncryptionType;
 use crate::aws::{ObservedRepository, RepositorySettings};
@@ -18,8 +19,10 @@ pub struct ObservedState {
     pub tags: BTreeMap<String, String>,
 }
 
-/// One write to ECR.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+/// One write to AWS for an EcrRepository. The plan comes in phases, because each needs the
+/// result of the one before: the repository (its ARN), the push role (its ARN), the repository
+/// policy that names the role, and last the removal of a role no longer declared.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub enum RepositoryChange {
     /// CreateRepository with every setting and all tags, in one call.
     Create,
@@ -29,22 +32,36 @@ pub enum RepositoryChange {
     Tag(BTreeMap<String, String>),
     /// UntagResource with the keys to remove.
     Untag(Vec<String>),
+    /// A change to the GitHub Actions push role.
+    Role(RoleChange),
+    /// SetRepositoryPolicy or DeleteRepositoryPolicy.
+    Policy(PolicyChange),
+    /// The push role named, if this object owns it (inline policies first).
+    DeleteRole(String),
+    /// DeleteRepository (deletionPolicy Delete; with forceDelete, with its images).
+    DeleteRepository,
 }
 
 impl Change for RepositoryChange {
-    /// The ECR operation that makes the change.
     fn operation(&self) -> &'static str {
         match self {
             RepositoryChange::Create => "CreateRepository",
             RepositoryChange::SetTagMutability(_) => "PutImageTagMutability",
             RepositoryChange::Tag(_) => "TagResource",
             RepositoryChange::Untag(_) => "UntagResource",
+            RepositoryChange::Role(change) => change.operation(),
+            RepositoryChange::Policy(change) => change.operation(),
+            RepositoryChange::DeleteRole(_) => "DeleteRole",
+            RepositoryChange::DeleteRepository => "DeleteRepository",
         }
     }
 
     fn reason(&self) -> &'static str {
         match self {
             RepositoryChange::Create => "Created",
+            RepositoryChange::Role(change) => change.reason(),
+            RepositoryChange::Policy(change) => change.reason(),
+            RepositoryChange::DeleteRole(_) | RepositoryChange::DeleteRepository => "Deleted",
             _ => "Updated",
         }
     }
@@ -52,15 +69,27 @@ impl Change for RepositoryChange {
     /// The spec field the change brings back in line (for Events and metrics).
     fn field(&self) -> &'static str {
         match self {
-            RepositoryChange::Create => "repository",
+            RepositoryChange::Create | RepositoryChange::DeleteRepository => "repository",
             RepositoryChange::SetTagMutability(_) => "imageTagMutability",
             RepositoryChange::Tag(_) | RepositoryChange::Untag(_) => "tags",
+            RepositoryChange::Role(change) => change.field(),
+            RepositoryChange::Policy(change) => change.field(),
+            RepositoryChange::DeleteRole(_) => "pushRole",
+        }
+    }
+
+    fn corrects_drift(&self) -> bool {
+        match self {
+            RepositoryChange::Role(change) => change.corrects_drift(),
+            RepositoryChange::Policy(change) => change.corrects_drift(),
+            RepositoryChange::Create | RepositoryChange::DeleteRole(_) | RepositoryChange::DeleteRepository => false,
+            _ => true,
         }
     }
 }
 
 /// What the reconciler should do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// The repository exists without an owner tag and will be adopted (spec.adopt).
     pub adopting: bool,

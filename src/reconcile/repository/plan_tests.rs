@@ -49,3 +49,49 @@ fn plans_match_fixtures() {
         }
     }
 }
+
+#[test]
+fn every_change_knows_its_operation_reason_and_whether_it_corrects_drift() {
+    use crate::reconcile::repository::access::{PolicyChange, RoleChange};
+    let cases = [
+        (RepositoryChange::Create, "CreateRepository", "Created", false),
+        (
+            RepositoryChange::Tag(Default::default()),
+            "TagResource",
+            "Updated",
+            true,
+        ),
+        (RepositoryChange::Untag(vec![]), "UntagResource", "Updated", true),
+        (
+            RepositoryChange::Role(RoleChange::Create),
+            "CreateRole",
+            "Created",
+            false,
+        ),
+        (
+            RepositoryChange::Role(RoleChange::UpdateTrustPolicy),
+            "UpdateAssumeRolePolicy",
+            "Updated",
+            true,
+        ),
+        (
+            RepositoryChange::Policy(PolicyChange::Set(serde_json::json!({}))),
+            "SetRepositoryPolicy",
+            "PolicyApplied",
+            true,
+        ),
+        (
+            RepositoryChange::Policy(PolicyChange::Delete),
+            "DeleteRepositoryPolicy",
+            "Deleted",
+            false,
+        ),
+        (RepositoryChange::DeleteRole("r".into()), "DeleteRole", "Deleted", false),
+        (RepositoryChange::DeleteRepository, "DeleteRepository", "Deleted", false),
+    ];
+    for (change, operation, reason, corrects_drift) in cases {
+        assert_eq!(change.operation(), operation, "{change:?}");
+        assert_eq!(change.reason(), reason, "{change:?}");
+        assert_eq!(change.corrects_drift(), corrects_drift, "{change:?}");
+    }
+}

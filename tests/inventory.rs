@@ -3,14 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth::api::EncryptionType;
-use berth::aws::{AwsClients, AwsErrorKind, EcrRegistry, ImageStats, Registry, RepositorySettings};
+use berth::aws::{AwsErrorKind, ImageStats};
 use berth::images::{ImageInventory, ImageStorage, RepositoryRef};
-use berth::telemetry::Metrics;
 use common::counting::CountingRegistry;
 
 #[tokio::test]
@@ -18,22 +15,9 @@ async fn one_describe_images_pass_serves_every_reader() {
     let Some(testbed) = common::testbed() else { return };
     let sdk_config = common::sdk_config(&testbed).await;
     let ecr = aws_sdk_ecr::Client::new(&sdk_config);
-    let registry = Arc::new(CountingRegistry::new(EcrRegistry::new(AwsClients::new(
-        sdk_config,
-        Metrics::new().aws.clone(),
-    ))));
+    let registry = Arc::new(CountingRegistry::on(sdk_config));
     let name = format!("inventory-{}/app", common::unique_suffix());
-    registry
-        .create_repository(
-            &testbed.region,
-            &name,
-            &RepositorySettings::default(),
-            EncryptionType::Aes256,
-            None,
-            &BTreeMap::new(),
-        )
-        .await
-        .expect("create");
+    registry.create_plain(&testbed.region, &name).await;
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

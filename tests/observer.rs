@@ -3,35 +3,19 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth::api::EncryptionType;
-use berth::aws::{AwsClients, EcrRegistry, Registry, RepositoryObserver, RepositorySettings};
-use berth::telemetry::Metrics;
+use berth::aws::RepositoryObserver;
 use common::counting::CountingRegistry;
 
 #[tokio::test]
 async fn one_describe_per_region_per_resync() {
     let Some(testbed) = common::testbed() else { return };
-    let registry = Arc::new(CountingRegistry::new(EcrRegistry::new(AwsClients::new(
-        common::sdk_config(&testbed).await,
-        Metrics::new().aws.clone(),
-    ))));
+    let registry = Arc::new(CountingRegistry::on(common::sdk_config(&testbed).await));
     let prefix = format!("observer-{}", common::unique_suffix());
     let names: Vec<String> = (0..20).map(|i| format!("{prefix}/repo-{i}")).collect();
     for name in &names {
-        registry
-            .create_repository(
-                &testbed.region,
-                name,
-                &RepositorySettings::default(),
-                EncryptionType::Aes256,
-                None,
-                &BTreeMap::new(),
-            )
-            .await
-            .expect("create");
+        registry.create_plain(&testbed.region, name).await;
     }
     let observer = RepositoryObserver::new(registry.clone());
 
@@ -47,17 +31,7 @@ async fn one_describe_per_region_per_resync() {
 
     // a repository created after the snapshot is described on its own, not reported missing
     let late = format!("{prefix}/late");
-    registry
-        .create_repository(
-            &testbed.region,
-            &late,
-            &RepositorySettings::default(),
-            EncryptionType::Aes256,
-            None,
-            &BTreeMap::new(),
-        )
-        .await
-        .unwrap();
+    registry.create_plain(&testbed.region, &late).await;
     assert_eq!(
         observer.observe(&testbed.region, &late).await.unwrap().map(|r| r.name),
         Some(late.clone())

@@ -6,9 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
 use crate::aws::{Iam, Registry, RepositoryObserver};
 use crate::error::Error;
@@ -120,6 +125,35 @@ impl Runtime {
         self.observer.start_resync();
         self.synced.lock().expect("memo lock").clear();
         self.failures.lock().expect("failure lock").clear();
+    }
+
+    /// Adds or removes `finalizer` on `object` (a finalizer is present only while there is
+    /// something to clean up). A merge patch carrying the resourceVersion fails on a concurrent
+    /// change instead of overwriting another controller's finalizers.
+    pub async fn set_finalizer<K>(&self, object: &K, finalizer: &str, wanted: bool) -> Result<(), Error>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    {
+        let present = object.finalizers().iter().any(|f| f == finalizer);
+        if present == wanted {
+            return Ok(());
+        }
+        let mut finalizers: Vec<String> = object
+            .finalizers()
+            .iter()
+            .filter(|f| *f != finalizer)
+            .cloned()
+            .collect();
+        if wanted {
+            finalizers.push(finalizer.to_owned());
+        }
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": object.resource_version(), "finalizers": finalizers}
+        });
+        Api::<K>::namespaced(self.client.clone(), &object.namespace().unwrap_or_default())
+            .patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
     }
 
     /// Publishes an Event; a failure to record it is logged, never fails the reconcile.

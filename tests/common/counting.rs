@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use berth::api::EncryptionType;
-use berth::aws::{AwsError, EcrRegistry, Image, ObservedRepository, Registry, RepositorySettings};
+use berth::aws::{AwsClients, AwsError, EcrRegistry, Image, ObservedRepository, Registry, RepositorySettings};
+use berth::telemetry::Metrics;
 
 pub struct CountingRegistry {
     inner: EcrRegistry,
@@ -14,11 +15,27 @@ pub struct CountingRegistry {
 }
 
 impl CountingRegistry {
-    pub fn new(inner: EcrRegistry) -> Self {
+    /// The ECR adapter on the test bed's moto, counted.
+    pub fn on(sdk_config: aws_config::SdkConfig) -> Self {
         Self {
-            inner,
+            inner: EcrRegistry::new(AwsClients::new(sdk_config, Metrics::new().aws.clone())),
             calls: Mutex::default(),
         }
+    }
+
+    /// Creates a repository with default settings and no tags (moto, no counting).
+    pub async fn create_plain(&self, region: &str, name: &str) {
+        self.inner
+            .create_repository(
+                region,
+                name,
+                &RepositorySettings::default(),
+                EncryptionType::Aes256,
+                None,
+                &BTreeMap::new(),
+            )
+            .await
+            .expect("CreateRepository");
     }
 
     /// How often `operation` (e.g. `DescribeImages`) was called so far.

@@ -79,7 +79,7 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
     let epoch = runtime.epoch();
 
     if enforce && !assignment.governed.is_empty() {
-        ensure_finalizer(policy, runtime, true).await?;
+        runtime.set_finalizer(policy, FINALIZER, true).await?;
     }
 
     let mut states = Vec::new();
@@ -198,7 +198,7 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
     // the finalizer stays while the rules are (or were, until this pass) in force somewhere
     let in_force = enforce && !assignment.governed.is_empty();
     if !in_force && !policy_governs_anything(&repositories, &me.name) {
-        ensure_finalizer(policy, runtime, false).await?;
+        runtime.set_finalizer(policy, FINALIZER, false).await?;
     }
 
     if let Some(error) = first_error {
@@ -395,29 +395,8 @@ pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runt
             _ => record_governor(runtime, policy, &released.repository.name, None).await?,
         }
     }
-    ensure_finalizer(policy, runtime, false).await?;
+    runtime.set_finalizer(policy, FINALIZER, false).await?;
     Ok(Action::await_change())
-}
-
-async fn ensure_finalizer(policy: &LifecyclePolicy, runtime: &Runtime, wanted: bool) -> Result<()> {
-    let present = policy.finalizers().iter().any(|f| f == FINALIZER);
-    if present == wanted {
-        return Ok(());
-    }
-    let mut finalizers: Vec<String> = policy
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if wanted {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    let patch = json!({"metadata": {"resourceVersion": policy.resource_version(), "finalizers": finalizers}});
-    api(policy, runtime)
-        .patch(&policy.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
 }
 
 fn api(policy: &LifecyclePolicy, runtime: &Runtime) -> Api<LifecyclePolicy> {

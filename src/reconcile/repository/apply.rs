@@ -55,12 +55,13 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
     // phase 1: the repository, its settings and tags
     let observed = observe::repository(runtime, &desired, !scope.drift_only).await?;
     let plan = plan(&desired, observed.as_ref(), repository.spec.adopt)?;
-    ensure_finalizer(
-        repository,
-        runtime,
-        repository.spec.deletion_policy == DeletionPolicy::Delete,
-    )
-    .await?;
+    runtime
+        .set_finalizer(
+            repository,
+            FINALIZER,
+            repository.spec.deletion_policy == DeletionPolicy::Delete,
+        )
+        .await?;
     if plan.adopting {
         let note = format!("took over existing repository {}", desired.name);
         scope.event("Adopted", "TagResource", &note).await;
@@ -192,35 +193,12 @@ pub async fn cleanup(repository: &EcrRepository, kind: &Repositories, runtime: &
         }
         Executor::new(&scope, &desired, None).run(&changes).await?;
     }
-    ensure_finalizer(repository, runtime, false).await?;
+    runtime.set_finalizer(repository, FINALIZER, false).await?;
     Ok(Action::await_change())
 }
 
 /// Adds or removes the cleanup finalizer. A merge patch carrying the resourceVersion fails on a
 /// concurrent change instead of overwriting another controller's finalizers.
-async fn ensure_finalizer(repository: &EcrRepository, runtime: &Runtime, wanted: bool) -> Result<()> {
-    let present = repository.finalizers().iter().any(|f| f == FINALIZER);
-    if present == wanted {
-        return Ok(());
-    }
-    let mut finalizers: Vec<String> = repository
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if wanted {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    let patch = json!({
-        "metadata": {"resourceVersion": repository.resource_version(), "finalizers": finalizers}
-    });
-    api(repository, runtime)
-        .patch(&repository.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
-}
-
 fn api(repository: &EcrRepository, runtime: &Runtime) -> Api<EcrRepository> {
     Api::namespaced(runtime.client.clone(), &repository.namespace().unwrap_or_default())
 }

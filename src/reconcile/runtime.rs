@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use std::fmt::Debug;
 
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -127,12 +126,12 @@ impl Runtime {
         self.failures.lock().expect("failure lock").clear();
     }
 
-    /// Adds or removes `finalizer` on `object` (a finalizer is present only while there is
-    /// something to clean up). A merge patch carrying the resourceVersion fails on a concurrent
-    /// change instead of overwriting another controller's finalizers.
-    pub async fn set_finalizer<K>(&self, object: &K, finalizer: &str, wanted: bool) -> Result<(), Error>
+    /// Adds or removes `finalizer` on `object` through `api` (a finalizer is present only while
+    /// there is something to clean up). A merge patch carrying the resourceVersion fails on a
+    /// concurrent change instead of overwriting another controller's finalizers.
+    pub async fn set_finalizer<K>(&self, api: &Api<K>, object: &K, finalizer: &str, wanted: bool) -> Result<(), Error>
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     {
         let present = object.finalizers().iter().any(|f| f == finalizer);
         if present == wanted {
@@ -150,8 +149,7 @@ impl Runtime {
         let patch = serde_json::json!({
             "metadata": {"resourceVersion": object.resource_version(), "finalizers": finalizers}
         });
-        Api::<K>::namespaced(self.client.clone(), &object.namespace().unwrap_or_default())
-            .patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         Ok(())
     }

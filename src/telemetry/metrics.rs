@@ -42,6 +42,9 @@ pub struct Metrics {
     repository_size: IntGaugeVec,
     repository_last_push: IntGaugeVec,
     lifecycle_expiring: IntGaugeVec,
+    image_findings: IntGaugeVec,
+    /// The `repository` label of each object's findings gauges, to remove them with it.
+    findings_repository: Mutex<HashMap<ObjectKey, String>>,
     /// Ready status per (kind, object), so that `managed_objects` moves by transitions.
     ready_by_object: Mutex<HashMap<(&'static str, ObjectKey), bool>>,
     /// The `repository` label of each object's statistics gauges, to remove them with it.
@@ -145,6 +148,12 @@ impl Metrics {
                 "Images a LifecyclePolicy's rules would expire now, over the repositories it governs.",
                 &["namespace", "policy"],
             ),
+            image_findings: gauge(
+                "image_findings",
+                "Vulnerability findings of the newest image of a managed repository, by severity.",
+                &["namespace", "repository", "severity"],
+            ),
+            findings_repository: Mutex::default(),
             ready_by_object: Mutex::default(),
             stats_repository: Mutex::default(),
             registry,
@@ -205,6 +214,38 @@ impl Metrics {
             .remove_label_values(&[key.0.as_str(), key.1.as_str()]);
     }
 
+    /// The findings of an EcrRepository's newest image: (severity label, count) pairs.
+    pub fn set_image_findings(&self, key: &ObjectKey, repository: &str, counts: &[(&str, i64)]) {
+        let previous = self
+            .findings_repository
+            .lock()
+            .expect("findings label lock")
+            .insert(key.clone(), repository.to_owned());
+        if let Some(previous) = previous.filter(|previous| previous != repository) {
+            self.remove_findings_series(key, &previous);
+        }
+        for (severity, count) in counts {
+            self.image_findings
+                .with_label_values(&[key.0.as_str(), repository, severity])
+                .set(*count);
+        }
+    }
+
+    pub fn forget_image_findings(&self, key: &ObjectKey) {
+        let repository = self.findings_repository.lock().expect("findings label lock").remove(key);
+        if let Some(repository) = repository {
+            self.remove_findings_series(key, &repository);
+        }
+    }
+
+    fn remove_findings_series(&self, key: &ObjectKey, repository: &str) {
+        for severity in ["critical", "high", "medium", "low", "informational", "undefined"] {
+            let _ = self
+                .image_findings
+                .remove_label_values(&[key.0.as_str(), repository, severity]);
+        }
+    }
+
     /// Forgets an object that is gone from the cluster.
     pub fn forget_object(&self, kind: &'static str, key: &ObjectKey) {
         let previous = self
@@ -217,19 +258,23 @@ impl Metrics {
                 .with_label_values(&[kind, ready_label(previous)])
                 .dec();
         }
-        self.forget_repository_stats(key);
     }
 
-    /// The objects of `kind` the gauges know about.
+    /// The objects of `kind` the Ready gauge knows about.
     pub fn tracked_objects(&self, kind: &'static str) -> Vec<ObjectKey> {
         let ready = self.ready_by_object.lock().expect("ready map lock");
-        let stats = self.stats_repository.lock().expect("stats label lock");
         ready
             .keys()
             .filter(|(k, _)| *k == kind)
             .map(|(_, key)| key.clone())
-            .chain(stats.keys().cloned())
             .collect()
+    }
+
+    /// The EcrRepository objects that have statistics or findings gauges.
+    pub fn objects_with_repository_gauges(&self) -> Vec<ObjectKey> {
+        let stats = self.stats_repository.lock().expect("stats label lock");
+        let findings = self.findings_repository.lock().expect("findings label lock");
+        stats.keys().chain(findings.keys()).cloned().collect()
     }
 
     /// Forgets every object, when this replica stops leading: the new leader reports them.
@@ -237,6 +282,7 @@ impl Metrics {
         let objects: Vec<_> = self.ready_by_object.lock().expect("ready map lock").drain().collect();
         for ((_, key), _) in objects {
             self.forget_repository_stats(&key);
+            self.forget_image_findings(&key);
         }
         self.managed_objects.reset();
     }
@@ -264,7 +310,7 @@ impl Metrics {
         self.repository_last_push.with_label_values(&labels).set(last_pushed_at);
     }
 
-    fn forget_repository_stats(&self, key: &ObjectKey) {
+    pub fn forget_repository_stats(&self, key: &ObjectKey) {
         let repository = self.stats_repository.lock().expect("stats label lock").remove(key);
         if let Some(repository) = repository {
             self.remove_stats_series(key, &repository);
@@ -372,7 +418,19 @@ mod tests {
                 .render()
                 .contains(r#"berth_repository_images{name="api",namespace="team",repository="team/api"} 3"#)
         );
-        metrics.forget_object("EcrRepository", &key);
-        assert!(!metrics.render().contains("berth_repository_images{"));
+        // another kind's object of the same name leaves them alone
+        metrics.forget_object("LifecyclePolicy", &key);
+        assert!(metrics.render().contains("berth_repository_images{"));
+        metrics.set_image_findings(&key, "team/api", &[("critical", 1), ("high", 4)]);
+        assert!(
+            metrics
+                .render()
+                .contains(r#"berth_image_findings{namespace="team",repository="team/api",severity="high"} 4"#)
+        );
+        assert_eq!(metrics.objects_with_repository_gauges().len(), 2);
+        metrics.forget_repository_stats(&key);
+        metrics.forget_image_findings(&key);
+        let text = metrics.render();
+        assert!(!text.contains("berth_repository_images{") && !text.contains("berth_image_findings{"));
     }
 }

@@ -79,7 +79,9 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
     let epoch = runtime.epoch();
 
     if enforce && !assignment.governed.is_empty() {
-        runtime.set_finalizer(policy, FINALIZER, true).await?;
+        runtime
+            .set_finalizer(&api(policy, runtime), policy, FINALIZER, true)
+            .await?;
     }
 
     let mut states = Vec::new();
@@ -198,7 +200,9 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
     // the finalizer stays while the rules are (or were, until this pass) in force somewhere
     let in_force = enforce && !assignment.governed.is_empty();
     if !in_force && !policy_governs_anything(&repositories, &me.name) {
-        runtime.set_finalizer(policy, FINALIZER, false).await?;
+        runtime
+            .set_finalizer(&api(policy, runtime), policy, FINALIZER, false)
+            .await?;
     }
 
     if let Some(error) = first_error {
@@ -395,7 +399,9 @@ pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runt
             _ => record_governor(runtime, policy, &released.repository.name, None).await?,
         }
     }
-    runtime.set_finalizer(policy, FINALIZER, false).await?;
+    runtime
+        .set_finalizer(&api(policy, runtime), policy, FINALIZER, false)
+        .await?;
     Ok(Action::await_change())
 }
 

@@ -57,6 +57,7 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
     let plan = plan(&desired, observed.as_ref(), repository.spec.adopt)?;
     runtime
         .set_finalizer(
+            &api(repository, runtime),
             repository,
             FINALIZER,
             repository.spec.deletion_policy == DeletionPolicy::Delete,
@@ -193,7 +194,9 @@ pub async fn cleanup(repository: &EcrRepository, kind: &Repositories, runtime: &
         }
         Executor::new(&scope, &desired, None).run(&changes).await?;
     }
-    runtime.set_finalizer(repository, FINALIZER, false).await?;
+    runtime
+        .set_finalizer(&api(repository, runtime), repository, FINALIZER, false)
+        .await?;
     Ok(Action::await_change())
 }
 

@@ -49,9 +49,13 @@ impl Reconciler for Repositories {
 
     fn forget(&self, key: &ObjectKey, runtime: &Runtime) {
         runtime.stats.untrack(key);
+        runtime.metrics.forget_repository_stats(key);
+        runtime.metrics.forget_image_findings(key);
     }
 
     fn tracked(&self, runtime: &Runtime) -> Vec<ObjectKey> {
-        runtime.stats.keys()
+        let mut tracked = runtime.stats.keys();
+        tracked.extend(runtime.metrics.objects_with_repository_gauges());
+        tracked
     }
 }

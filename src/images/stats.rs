@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use std::time::Duration;
-use tokio::sync::Notify;
 
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 
+use super::rotation::Rotation;
 use super::{ImageInventory, RepositoryRef};
 use crate::api::EcrRepositoryStatus;
 use crate::aws::ImageStats;
@@ -72,92 +72,44 @@ fn rfc3339(unix_seconds: i64) -> Option<String> {
         .map(|t| t.to_string())
 }
 
-struct Tracked {
-    target: StatsTarget,
-    /// What the status holds now, as far as this replica knows.
-    written: Option<StatusStats>,
-    /// Visited at least once (new targets are visited before the cycle goes on).
-    visited: bool,
-}
-
 /// The repositories the refresher visits; the EcrRepository reconciler adds the ones it owns.
 #[derive(Default)]
 pub struct StatsTargets {
-    targets: Mutex<BTreeMap<ObjectKey, Tracked>>,
-    added: Notify,
+    rotation: Rotation<StatsTarget>,
+    /// What each status holds now, as far as this replica knows.
+    written: Mutex<BTreeMap<ObjectKey, StatusStats>>,
 }
 
 impl StatsTargets {
     pub fn track(&self, key: ObjectKey, target: StatsTarget, status: Option<&EcrRepositoryStatus>) {
-        let mut targets = self.targets.lock().expect("stats lock");
-        if targets.get(&key).is_some_and(|t| t.target == target) {
-            return;
+        if self.rotation.track(key.clone(), target) {
+            let mut written = self.written.lock().expect("stats lock");
+            match status.and_then(StatusStats::from_status) {
+                Some(stats) => written.insert(key, stats),
+                None => written.remove(&key),
+            };
         }
-        let written = status.and_then(StatusStats::from_status);
-        targets.insert(
-            key,
-            Tracked {
-                target,
-                written,
-                visited: false,
-            },
-        );
-        self.added.notify_one();
     }
 
     pub fn untrack(&self, key: &ObjectKey) {
-        self.targets.lock().expect("stats lock").remove(key);
+        self.rotation.untrack(key);
+        self.written.lock().expect("stats lock").remove(key);
     }
 
     pub fn keys(&self) -> Vec<ObjectKey> {
-        self.targets.lock().expect("stats lock").keys().cloned().collect()
-    }
-
-    fn len(&self) -> usize {
-        self.targets.lock().expect("stats lock").len()
-    }
-
-    /// A target never visited yet, marked visited: a new repository does not wait a cycle.
-    fn next_new(&self) -> Option<(ObjectKey, StatsTarget)> {
-        let mut targets = self.targets.lock().expect("stats lock");
-        let (key, tracked) = targets.iter_mut().find(|(_, t)| !t.visited)?;
-        tracked.visited = true;
-        Some((key.clone(), tracked.target.clone()))
-    }
-
-    /// The target after `cursor` in key order, wrapping around: one step of the cycle.
-    fn next_after(&self, cursor: Option<&ObjectKey>) -> Option<(ObjectKey, StatsTarget)> {
-        let targets = self.targets.lock().expect("stats lock");
-        let after = cursor.and_then(|c| {
-            targets
-                .range::<ObjectKey, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
-                .next()
-        });
-        after
-            .or_else(|| targets.iter().next())
-            .map(|(key, tracked)| (key.clone(), tracked.target.clone()))
+        self.rotation.keys()
     }
 
     /// Whether `stats` must be written: the target is still tracked as read and its status
     /// holds something else.
     fn needs_write(&self, key: &ObjectKey, target: &StatsTarget, stats: &StatusStats) -> bool {
-        let targets = self.targets.lock().expect("stats lock");
         // untracked or retargeted meanwhile: this result is stale
-        targets
-            .get(key)
-            .is_some_and(|tracked| &tracked.target == target && tracked.written.as_ref() != Some(stats))
+        self.rotation.is_tracked(key, target) && self.written.lock().expect("stats lock").get(key) != Some(stats)
     }
 
     fn written(&self, key: &ObjectKey, stats: StatusStats) {
-        if let Some(tracked) = self.targets.lock().expect("stats lock").get_mut(key) {
-            tracked.written = Some(stats);
-        }
+        self.written.lock().expect("stats lock").insert(key.clone(), stats);
     }
-}
-
-/// How long to wait between two repositories so that a whole cycle takes `interval`.
-pub fn pause_between(interval: Duration, targets: usize) -> Duration {
-    interval / u32::try_from(targets.max(1)).unwrap_or(u32::MAX)
 }
 
 /// Runs until dropped (the leader term ends): new targets at once, then one step of the cycle
@@ -169,29 +121,19 @@ pub async fn refresh_loop(
     metrics: &Metrics,
     interval: Duration,
 ) {
-    let refresher = Refresher {
+    let refresher = &Refresher {
         inventory,
         targets,
         client,
         metrics,
     };
-    let mut cursor: Option<ObjectKey> = None;
-    loop {
-        let mut visited_new = false;
-        while let Some((key, target)) = targets.next_new() {
-            refresher.refresh(&key, &target).await;
-            visited_new = true;
-        }
-        // a step of the cycle only after a pause, so a new target is not read twice in a row
-        if !visited_new && let Some((key, target)) = targets.next_after(cursor.as_ref()) {
-            refresher.refresh(&key, &target).await;
-            cursor = Some(key);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause_between(interval, targets.len())) => {}
-            _ = targets.added.notified() => {}
-        }
-    }
+    targets
+        .rotation
+        .cycle(
+            || interval,
+            |key, target| async move { refresher.refresh(&key, &target).await },
+        )
+        .await;
 }
 
 /// What one refresh needs, borrowed from the caller of `refresh_loop`.
@@ -304,26 +246,5 @@ mod tests {
         // a result for a target that was untracked meanwhile is dropped
         targets.untrack(&key("api"));
         assert!(!targets.needs_write(&key("api"), &target("api"), &more));
-    }
-
-    #[test]
-    fn new_targets_first_then_a_wrapping_cycle_spread_over_the_interval() {
-        let targets = StatsTargets::default();
-        targets.track(key("a"), target("a"), None);
-        targets.track(key("c"), target("c"), None);
-        let first: Vec<String> = std::iter::from_fn(|| targets.next_new()).map(|(k, _)| k.1).collect();
-        assert_eq!(first, ["a", "c"]);
-        targets.track(key("b"), target("b"), None);
-        assert_eq!(targets.next_new().map(|(k, _)| k.1).as_deref(), Some("b"));
-        assert_eq!(targets.next_new(), None);
-        let step = |cursor: &str| targets.next_after(Some(&key(cursor))).map(|(k, _)| k.1);
-        assert_eq!(targets.next_after(None).map(|(k, _)| k.1).as_deref(), Some("a"));
-        assert_eq!(step("a").as_deref(), Some("b"));
-        assert_eq!(step("c").as_deref(), Some("a"));
-        // a cursor whose target was untracked still moves on
-        targets.untrack(&key("b"));
-        assert_eq!(step("b").as_deref(), Some("c"));
-        assert_eq!(pause_between(Duration::from_secs(3600), 3600), Duration::from_secs(1));
-        assert_eq!(pause_between(Duration::from_secs(60), 0), Duration::from_secs(60));
     }
 }

@@ -232,7 +232,11 @@ impl Metrics {
     }
 
     pub fn forget_image_findings(&self, key: &ObjectKey) {
-        let repository = self.findings_repository.lock().expect("findings label lock").remove(key);
+        let repository = self
+            .findings_repository
+            .lock()
+            .expect("findings label lock")
+            .remove(key);
         if let Some(repository) = repository {
             self.remove_findings_series(key, &repository);
         }

@@ -6,12 +6,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_ecr::types::{
-    DescribeImagesFilter, EncryptionConfiguration, EncryptionType as SdkEncryptionType, ImageDetail, ImageStatus,
-    ImageStatusFilter, ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
-    Repository, Tag,
+    DescribeImagesFilter, EncryptionConfiguration, EncryptionType as SdkEncryptionType, ImageDetail, ImageIdentifier,
+    ImageStatus, ImageStatusFilter, ImageTagMutability, ImageTagMutabilityExclusionFilter,
+    ImageTagMutabilityExclusionFilterType, Repository, Tag,
 };
 
 use super::image::{Image, ImageStorage};
+use super::scan::{self, FirstPage, ImageFindings, RegistryScanning, RepositoryScanning, SeverityCounts};
 use super::{AbsentAsNone, AwsClients, AwsError};
 use crate::api::{EncryptionType, TagMutability};
 
@@ -102,7 +103,27 @@ pub trait Registry: Send + Sync {
     async fn put_lifecycle_policy(&self, region: &str, name: &str, text: &str) -> Result<(), AwsError>;
     /// Removes the lifecycle policy; one already gone is fine.
     async fn delete_lifecycle_policy(&self, region: &str, name: &str) -> Result<(), AwsError>;
+    /// The registry's scanning configuration (GetRegistryScanningConfiguration).
+    async fn get_registry_scanning(&self, region: &str) -> Result<RegistryScanning, AwsError>;
+    /// Replaces the registry's scanning configuration in one call; `rules` is always sent, empty
+    /// or not.
+    async fn put_registry_scanning(&self, region: &str, scanning: &RegistryScanning) -> Result<(), AwsError>;
+    /// The scanning configuration that applies to each repository
+    /// (BatchGetRepositoryScanningConfiguration, at most 25 names a call). A repository ECR
+    /// reports as a failure (e.g. not found) is left out.
+    async fn repository_scanning(
+        &self,
+        region: &str,
+        repositories: &[String],
+    ) -> Result<Vec<RepositoryScanning>, AwsError>;
+    /// The state of the image's scan and its findings counted by severity
+    /// (DescribeImageScanFindings by digest). No scan, a scan in progress, an unsupported image
+    /// or unavailable findings are states; only a failed call is an error.
+    async fn image_findings(&self, region: &str, repository: &str, digest: &str) -> Result<ImageFindings, AwsError>;
 }
+
+/// BatchGetRepositoryScanningConfiguration takes at most this many repository names.
+const SCANNING_BATCH: usize = 25;
 
 /// The SDK-backed registry; clients are built per region from one shared configuration.
 pub struct EcrRegistry {
@@ -444,6 +465,91 @@ impl Registry for EcrRegistry {
             .map_err(|e| AwsError::from_sdk("DeleteLifecyclePolicy", e))
             .absent_as_none()?;
         Ok(())
+    }
+
+    async fn get_registry_scanning(&self, region: &str) -> Result<RegistryScanning, AwsError> {
+        let output = self
+            .client(region)
+            .get_registry_scanning_configuration()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetRegistryScanningConfiguration", e))?;
+        Ok(scan::registry_scanning(output.scanning_configuration()))
+    }
+
+    async fn put_registry_scanning(&self, region: &str, scanning: &RegistryScanning) -> Result<(), AwsError> {
+        self.client(region)
+            .put_registry_scanning_configuration()
+            .scan_type(scan::sdk_scan_type(scanning.scan_type))
+            // always present, even empty: moto answers 500 to a request without it
+            .set_rules(Some(scan::sdk_rules(scanning)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutRegistryScanningConfiguration", e))?;
+        Ok(())
+    }
+
+    async fn repository_scanning(
+        &self,
+        region: &str,
+        repositories: &[String],
+    ) -> Result<Vec<RepositoryScanning>, AwsError> {
+        let client = self.client(region);
+        let mut scanning = Vec::with_capacity(repositories.len());
+        for chunk in repositories.chunks(SCANNING_BATCH) {
+            let output = client
+                .batch_get_repository_scanning_configuration()
+                .set_repository_names(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("BatchGetRepositoryScanningConfiguration", e))?;
+            let failed: BTreeSet<&str> = output
+                .failures()
+                .iter()
+                .filter_map(|failure| failure.repository_name())
+                .collect();
+            scanning.extend(
+                output
+                    .scanning_configurations()
+                    .iter()
+                    .filter(|config| !failed.contains(config.repository_name().unwrap_or_default()))
+                    .map(scan::repository_scanning),
+            );
+        }
+        Ok(scanning)
+    }
+
+    async fn image_findings(&self, region: &str, repository: &str, digest: &str) -> Result<ImageFindings, AwsError> {
+        let mut pages = self
+            .client(region)
+            .describe_image_scan_findings()
+            .repository_name(repository)
+            .image_id(ImageIdentifier::builder().image_digest(digest).build())
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let read = |page: Option<Result<_, _>>| match page {
+            None => Ok(None),
+            Some(Ok(page)) => Ok(Some(page)),
+            Some(Err(e)) => Err(AwsError::from_sdk("DescribeImageScanFindings", e)),
+        };
+        let first = match read(pages.next().await) {
+            Ok(Some(page)) => page,
+            Ok(None) => return Ok(ImageFindings::NotScanned),
+            // the image exists but was never scanned
+            Err(error) if error.is_code("ScanNotFoundException") => return Ok(ImageFindings::NotScanned),
+            Err(error) => return Err(error),
+        };
+        let completed_at = match scan::first_page(&first) {
+            FirstPage::Settled(findings) => return Ok(findings),
+            FirstPage::CountFindings { completed_at } => completed_at,
+        };
+        let mut counts = SeverityCounts::default();
+        scan::count_findings(&mut counts, first.image_scan_findings());
+        while let Some(page) = read(pages.next().await)? {
+            scan::count_findings(&mut counts, page.image_scan_findings());
+        }
+        Ok(ImageFindings::Complete { counts, completed_at })
     }
 }
 

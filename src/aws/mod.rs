@@ -7,6 +7,7 @@ mod iam;
 mod image;
 mod interceptor;
 mod observer;
+mod scan;
 
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AbsentAsNone, AwsError, AwsErrorKind, classify_outcome};
@@ -14,6 +15,10 @@ pub use iam::{Iam, IamClient, NewRole, ObservedRole};
 pub use image::{Image, ImageStorage};
 pub use interceptor::{MetricsInterceptor, attempt_outcome, error_code};
 pub use observer::RepositoryObserver;
+pub use scan::{
+    ImageFindings, RegistryScanFrequency, RegistryScanRule, RegistryScanType, RegistryScanning, RepositoryScanning,
+    SeverityCounts,
+};
 
 use crate::telemetry::AwsMetrics;
 

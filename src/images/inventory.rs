@@ -249,7 +249,9 @@ mod tests {
 
     use super::*;
     use crate::api::EncryptionType;
-    use crate::aws::{AwsErrorKind, ObservedRepository, RepositorySettings};
+    use crate::aws::{
+        AwsErrorKind, ImageFindings, ObservedRepository, RegistryScanning, RepositoryScanning, RepositorySettings,
+    };
 
     /// How long a test waits for something that should happen at once.
     const DEADLINE: Duration = Duration::from_secs(5);
@@ -384,6 +386,18 @@ mod tests {
             unimplemented!("not used by the inventory")
         }
         async fn delete_lifecycle_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn get_registry_scanning(&self, _: &str) -> Result<RegistryScanning, AwsError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn put_registry_scanning(&self, _: &str, _: &RegistryScanning) -> Result<(), AwsError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn repository_scanning(&self, _: &str, _: &[String]) -> Result<Vec<RepositoryScanning>, AwsError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn image_findings(&self, _: &str, _: &str, _: &str) -> Result<ImageFindings, AwsError> {
             unimplemented!("not used by the inventory")
         }
     }

@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use berth::api::EncryptionType;
-use berth::aws::{AwsClients, AwsError, EcrRegistry, Image, ObservedRepository, Registry, RepositorySettings};
+use berth::aws::{
+    AwsClients, AwsError, EcrRegistry, Image, ImageFindings, ObservedRepository, Registry, RegistryScanning,
+    RepositoryScanning, RepositorySettings,
+};
 use berth::telemetry::Metrics;
 
 pub struct CountingRegistry {
@@ -128,6 +131,32 @@ impl Registry for CountingRegistry {
     async fn delete_lifecycle_policy(&self, region: &str, name: &str) -> Result<(), AwsError> {
         self.count("DeleteLifecyclePolicy")
             .delete_lifecycle_policy(region, name)
+            .await
+    }
+    async fn get_registry_scanning(&self, region: &str) -> Result<RegistryScanning, AwsError> {
+        self.count("GetRegistryScanningConfiguration")
+            .get_registry_scanning(region)
+            .await
+    }
+    async fn put_registry_scanning(&self, region: &str, scanning: &RegistryScanning) -> Result<(), AwsError> {
+        self.count("PutRegistryScanningConfiguration")
+            .put_registry_scanning(region, scanning)
+            .await
+    }
+    /// Counted once per method call, however many 25-name batches it sends.
+    async fn repository_scanning(
+        &self,
+        region: &str,
+        repositories: &[String],
+    ) -> Result<Vec<RepositoryScanning>, AwsError> {
+        self.count("BatchGetRepositoryScanningConfiguration")
+            .repository_scanning(region, repositories)
+            .await
+    }
+    /// Counted once per method call, however many pages it reads.
+    async fn image_findings(&self, region: &str, repository: &str, digest: &str) -> Result<ImageFindings, AwsError> {
+        self.count("DescribeImageScanFindings")
+            .image_findings(region, repository, digest)
             .await
     }
 }

@@ -267,6 +267,143 @@ pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// A bare HTTP/1.0 POST of a JSON body: (status code, body), or None if nothing answers.
+pub async fn http_post_json(addr: &str, path: &str, body: &serde_json::Value) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let head = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.ok()?;
+    stream.write_all(body.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// An ECR client on the test bed's moto for `region` (which may differ from the test bed's).
+pub async fn ecr_client(testbed: &Testbed, region: &str) -> aws_sdk_ecr::Client {
+    let config = aws_sdk_ecr::config::Builder::from(&sdk_config(testbed).await)
+        .region(aws_config::Region::new(region.to_owned()))
+        .build();
+    aws_sdk_ecr::Client::from_conf(config)
+}
+
+/// Puts one image (a hand-made manifest, unique per `seed`) and returns its digest.
+pub async fn put_image(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str, seed: &str) -> String {
+    let output = ecr
+        .put_image()
+        .repository_name(repository)
+        .image_tag(tag)
+        .image_manifest(image_manifest(seed))
+        .send()
+        .await
+        .expect("PutImage");
+    output
+        .image()
+        .and_then(|image| image.image_id())
+        .and_then(|id| id.image_digest())
+        .expect("PutImage returns the digest")
+        .to_owned()
+}
+
+/// Hands moto one DescribeImageScanFindings answer to give (see `seed_scan_findings` for how
+/// moto 5.2.5 matches it). `result` is the exact response JSON, e.g. `{"repositoryName": ..,
+/// "imageId": {"imageDigest": ..}, "imageScanStatus": {..}, "imageScanFindings": {..}}`;
+/// `repositoryName` and `imageId` are required (moto matches on them).
+pub async fn seed_scan_result(testbed: &Testbed, region: &str, result: serde_json::Value) {
+    let addr = testbed.aws_endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = serde_json::json!({"results": [result], "region": region});
+    let answer = http_post_json(addr, "/moto-api/static/ecr/scan-finding-results", &body).await;
+    assert!(
+        matches!(answer, Some((201, _))),
+        "moto refused the seeded scan findings: {answer:?}"
+    );
+}
+
+/// Makes moto report a finished scan of the image `digest` in `repository` with these finding
+/// counts (severity names as ECR spells them, e.g. `[("CRITICAL", 1), ("HIGH", 3)]`), and
+/// returns the completion time it reports (Unix seconds, now).
+///
+/// What works with moto 5.2.5:
+/// - `POST {AWS_ENDPOINT_URL}/moto-api/static/ecr/scan-finding-results` with the JSON body
+///   `{"results": [<response>], "region": "<region>"}` answers 201. An optional
+///   `"account_id"` (default `123456789012`, the account of requests without
+///   `x-moto-account-id`) selects another account.
+/// - `<response>` is the exact DescribeImageScanFindings response, returned verbatim:
+///   `{"repositoryName": "<repository>", "imageId": {"imageDigest": "<digest>"},
+///   "imageScanStatus": {"status": "COMPLETE", "description": "..."},
+///   "imageScanFindings": {"imageScanCompletedAt": <epoch seconds>,
+///   "findingSeverityCounts": {"CRITICAL": 1, "HIGH": 3, ...}, "findings": []}}`.
+///   (moto also turns an ISO-8601 string timestamp into epoch seconds.)
+/// - Until `StartImageScan` ran for the image, DescribeImageScanFindings answers
+///   `ScanNotFoundException` whatever was seeded; so this seeds first, then starts the scan
+///   (moto allows one scan per image and day: `LimitExceededException` means it already ran).
+/// - A seeded result waits until the first DescribeImageScanFindings for its repository and
+///   image (matched by `imageTag` or `imageDigest` against the image); moto then binds it to
+///   that request's `imageId` exactly as sent (`{"imageDigest": ...}` is what berth sends) and
+///   answers every later request with that `imageId` the same. A request with another `imageId`
+///   shape (say by tag) consumes the next seeded result, or else gets moto's fixed fake (one
+///   HIGH finding). `maxResults` and `nextToken` play no part: there is one page.
+/// - Once bound, the answer never changes: seeding the same image again has no effect on
+///   requests with the bound `imageId`. To change an image's findings, push another image.
+pub async fn seed_scan_findings(
+    testbed: &Testbed,
+    region: &str,
+    repository: &str,
+    digest: &str,
+    counts: &[(&str, i64)],
+) -> i64 {
+    let completed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let by_severity: serde_json::Map<String, serde_json::Value> = counts
+        .iter()
+        .map(|(severity, count)| (severity.to_string(), (*count).into()))
+        .collect();
+    let result = serde_json::json!({
+        "repositoryName": repository,
+        "imageId": {"imageDigest": digest},
+        "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
+        "imageScanFindings": {
+            "imageScanCompletedAt": completed_at,
+            "vulnerabilitySourceUpdatedAt": completed_at,
+            "findingSeverityCounts": by_severity,
+            "findings": [],
+        },
+    });
+    seed_scan_result(testbed, region, result).await;
+    let started = ecr_client(testbed, region)
+        .await
+        .start_image_scan()
+        .repository_name(repository)
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(digest)
+                .build(),
+        )
+        .send()
+        .await;
+    if let Err(error) = started {
+        use aws_sdk_ecr::error::ProvideErrorMetadata;
+        assert_eq!(
+            error.code(),
+            Some("LimitExceededException"),
+            "StartImageScan: {}",
+            aws_sdk_ecr::error::DisplayErrorContext(&error)
+        );
+    }
+    completed_at
+}
+
 /// The sum of every series of `name` whose labels include all of `labels`.
 pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()

@@ -15,4 +15,5 @@ pub mod lifecycle;
 pub mod naming;
 pub mod policy;
 pub mod reconcile;
+pub mod scan;
 pub mod telemetry;

@@ -414,3 +414,217 @@ fn lifecycle_schema_is_bounded_and_described() {
     walk("status", &status, &mut problems);
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+// --- ScanPolicy ------------------------------------------------------------------------------
+
+fn scan_policy(spec: serde_json::Value) -> ScanPolicy {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "ScanPolicy",
+        "metadata": {"name": "default"}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn valid_scan_spec() -> serde_json::Value {
+    serde_json::json!({
+        "region": "eu-west-1",
+        "scanType": "Enhanced",
+        "rules": [
+            {"frequency": "ContinuousScan", "repositoryFilters": ["payments/*"]},
+            {"frequency": "ScanOnPush", "repositoryFilters": ["*"]},
+        ],
+        "findings": {"thresholds": {"critical": 0, "high": 5}, "refreshInterval": "15m"},
+    })
+}
+
+fn rejects_scan(spec: serde_json::Value, message_part: &str) {
+    let errors = validate_cel(&scan_policy(spec.clone())).expect_err(&format!("{spec} should be rejected"));
+    assert!(
+        format!("{errors:?}").contains(message_part),
+        "{spec}: {errors:?} should mention {message_part}"
+    );
+}
+
+#[test]
+fn valid_scan_policies_pass() {
+    validate_cel(&scan_policy(valid_scan_spec())).unwrap();
+    validate_cel(&scan_policy(serde_json::json!({"scanType": "Basic"}))).unwrap();
+    validate_cel(&scan_policy(serde_json::json!({
+        "scanType": "Basic", "rules": [{"frequency": "ScanOnPush", "repositoryFilters": ["*"]}],
+    })))
+    .unwrap();
+    validate_cel(&scan_policy(serde_json::json!({
+        "scanType": "Enhanced", "rules": [{"frequency": "ContinuousScan", "repositoryFilters": ["*"]}],
+    })))
+    .unwrap();
+}
+
+#[test]
+fn scan_basic_allows_only_scan_on_push() {
+    let mut spec = valid_scan_spec();
+    spec["scanType"] = serde_json::json!("Basic");
+    rejects_scan(spec, "spec.rules: scanType Basic allows only ScanOnPush rules");
+    rejects_scan(
+        serde_json::json!({"scanType": "Basic", "rules": [{"frequency": "ContinuousScan", "repositoryFilters": ["a"]}]}),
+        "spec.rules: scanType Basic allows only ScanOnPush rules",
+    );
+}
+
+#[test]
+fn scan_frequencies_are_unique() {
+    let mut spec = valid_scan_spec();
+    spec["rules"][1]["frequency"] = serde_json::json!("ContinuousScan");
+    rejects_scan(spec, "spec.rules: frequencies must be unique");
+    rejects_scan(
+        serde_json::json!({"scanType": "Basic", "rules": [
+            {"frequency": "ScanOnPush", "repositoryFilters": ["a"]},
+            {"frequency": "ScanOnPush", "repositoryFilters": ["b"]},
+        ]}),
+        "spec.rules: frequencies must be unique",
+    );
+}
+
+/// The bounds and patterns are schema keywords, which `validate_cel` does not evaluate: this
+/// checks they are in the schema, and that the patterns accept and refuse what they should.
+#[test]
+fn scan_bounds_are_in_the_schema() {
+    let crd = serde_json::to_value(<ScanPolicy as kube::CustomResourceExt>::crd()).unwrap();
+    assert_eq!(crd["spec"]["scope"], "Cluster");
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    let spec = &root["spec"]["properties"];
+    assert_eq!(spec["rules"]["maxItems"].as_u64(), Some(2));
+    let filters = &spec["rules"]["items"]["properties"]["repositoryFilters"];
+    assert_eq!(
+        (filters["minItems"].as_u64(), filters["maxItems"].as_u64()),
+        (Some(1), Some(100))
+    );
+    assert_eq!(filters["x-kubernetes-list-type"], "set");
+    assert_eq!(
+        (
+            filters["items"]["minLength"].as_u64(),
+            filters["items"]["maxLength"].as_u64()
+        ),
+        (Some(1), Some(255))
+    );
+    assert_eq!(filters["items"]["pattern"], SCAN_FILTER_PATTERN);
+    let thresholds = &spec["findings"]["properties"]["thresholds"]["properties"];
+    for severity in ["critical", "high", "medium", "low", "informational", "undefined"] {
+        assert_eq!(thresholds[severity]["minimum"].as_f64(), Some(0.0), "{severity}");
+    }
+    let interval = &spec["findings"]["properties"]["refreshInterval"];
+    assert_eq!(interval["pattern"], REFRESH_INTERVAL_PATTERN);
+    let status = &root["status"]["properties"];
+    assert_eq!(status["nonCompliant"]["maxItems"].as_u64(), Some(50));
+
+    let filter = regex::Regex::new(SCAN_FILTER_PATTERN).unwrap();
+    for good in ["*", "payments/*", "a.b_c-d/e*", "*-api", "team*/*"] {
+        assert!(filter.is_match(good), "{good}");
+    }
+    for bad in ["Payments", "a b", "/a", "a/", "a//b", "a?"] {
+        assert!(!filter.is_match(bad), "{bad}");
+    }
+    let duration = regex::Regex::new(REFRESH_INTERVAL_PATTERN).unwrap();
+    for good in ["15m", "1h", "90s", "1h30m"] {
+        assert!(duration.is_match(good), "{good}");
+    }
+    for bad in ["15", "1d", "15 m", "1.5h", ""] {
+        assert!(!duration.is_match(bad), "{bad}");
+    }
+}
+
+#[test]
+fn scan_policy_printer_columns() {
+    let crd = <ScanPolicy as kube::CustomResourceExt>::crd();
+    let columns: Vec<(String, String)> = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.clone(), c.json_path.clone()))
+        .collect();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["Region", "Scan", "Ready", "Reason", "NonCompliant", "Age"]);
+    assert_eq!(columns[4].1, ".status.summary.nonCompliant");
+}
+
+#[test]
+fn repository_printer_columns_and_tag_values() {
+    let crd = <EcrRepository as kube::CustomResourceExt>::crd();
+    let names: Vec<String> = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(names, ["Repository", "Ready", "Reason", "Compliant", "URI", "Age"]);
+    let crd = serde_json::to_value(crd).unwrap();
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    let tags = &root["spec"]["properties"]["tags"];
+    assert_eq!(tags["maxProperties"].as_u64(), Some(50));
+    assert_eq!(tags["additionalProperties"]["maxLength"].as_u64(), Some(256));
+    let findings = &root["status"]["properties"]["findings"]["properties"];
+    assert_eq!(findings["imageTags"]["maxItems"].as_u64(), Some(10));
+    let states: Vec<&str> = findings["scanStatus"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["Complete", "InProgress", "NotScanned", "Unsupported", "Unavailable"]
+    );
+}
+
+/// Every string and list of `schema` is bounded, and every property described: the CEL cost
+/// budget and `kubectl explain` depend on it.
+fn schema_problems(path: &str, schema: &serde_json::Value, problems: &mut Vec<String>) {
+    let Some(object) = schema.as_object() else { return };
+    match object.get("type").and_then(|t| t.as_str()) {
+        Some("string") if !object.contains_key("maxLength") && !object.contains_key("enum") => {
+            problems.push(format!("{path}: string without maxLength"))
+        }
+        Some("array") if !object.contains_key("maxItems") => problems.push(format!("{path}: list without maxItems")),
+        Some("object") if object.contains_key("additionalProperties") && !object.contains_key("maxProperties") => {
+            problems.push(format!("{path}: map without maxProperties"))
+        }
+        _ => {}
+    }
+    if let Some(properties) = object.get("properties").and_then(|p| p.as_object()) {
+        for (name, property) in properties {
+            if property.get("description").is_none() {
+                problems.push(format!("{path}.{name}: no description"));
+            }
+            schema_problems(&format!("{path}.{name}"), property, problems);
+        }
+    }
+    if let Some(items) = object.get("items") {
+        schema_problems(&format!("{path}[]"), items, problems);
+    }
+    if let Some(values) = object.get("additionalProperties") {
+        schema_problems(&format!("{path}{{}}"), values, problems);
+    }
+}
+
+#[test]
+fn scan_schema_is_bounded_and_described() {
+    let crd = serde_json::to_value(<ScanPolicy as kube::CustomResourceExt>::crd()).unwrap();
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    let mut problems = Vec::new();
+    schema_problems("spec", &root["spec"], &mut problems);
+    // conditions are the upstream metav1.Condition type, bounded by Kubernetes itself
+    let mut status = root["status"].clone();
+    status["properties"].as_object_mut().unwrap().remove("conditions");
+    schema_problems("status", &status, &mut problems);
+    // the scan fields of EcrRepository's status, and its tags
+    let crd = serde_json::to_value(<EcrRepository as kube::CustomResourceExt>::crd()).unwrap();
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    for field in ["findings", "scanning"] {
+        schema_problems(
+            &format!("status.{field}"),
+            &root["status"]["properties"][field],
+            &mut problems,
+        );
+    }
+    schema_problems("spec.tags", &root["spec"]["properties"]["tags"], &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access::RepositoryAccess;
 use super::conditions::Conditions;
+use super::scan_policy::{MAX_IMAGE_DIGEST_LENGTH, MAX_REPOSITORY_FILTER_LENGTH};
 
 /// ECR's repository name grammar: lowercase path components separated by `/`.
 pub const REPOSITORY_NAME_PATTERN: &str = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
@@ -21,6 +22,12 @@ pub const RESERVED_TAG_PREFIX: &str = "berth.dev/";
 
 pub const MAX_MUTABILITY_EXCLUSIONS: usize = 5;
 pub const MAX_USER_TAGS: usize = 50;
+/// AWS's bound on a tag value.
+pub const MAX_TAG_VALUE_LENGTH: usize = 256;
+/// Image tags listed with the findings of an image.
+pub const MAX_FINDINGS_IMAGE_TAGS: usize = 10;
+/// ECR's bound on an image tag.
+pub const MAX_IMAGE_TAG_LENGTH: usize = 300;
 
 /// An Amazon ECR repository that berth creates (or adopts) and keeps as declared.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -45,6 +52,11 @@ pub const MAX_USER_TAGS: usize = 50;
         name = "Reason",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Compliant",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"ScanCompliant\")].status"
     ),
     printcolumn(name = "URI", type_ = "string", json_path = ".status.repositoryUri", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -87,7 +99,11 @@ pub struct EcrRepositorySpec {
 
     /// User tags on the repository (at most 50). Keys starting with `aws:` or `berth.dev/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 50), inner(length(max = 256)))]
+    // `inner(...)` does not reach a map's values; the value schema is spelled out instead
+    #[schemars(extend(
+        "maxProperties" = MAX_USER_TAGS,
+        "additionalProperties" = {"type": "string", "maxLength": MAX_TAG_VALUE_LENGTH}
+    ))]
     #[x_kube(
         // eight literal prefixes instead of a regex or lowerAscii: constant CEL cost per key
         validation = Rule::new("self.all(k, ['aws:', 'awS:', 'aWs:', 'aWS:', 'Aws:', 'AwS:', 'AWs:', 'AWS:'].all(p, !k.startsWith(p)))")
@@ -188,9 +204,14 @@ pub struct EcrRepositoryStatus {
     /// The LifecyclePolicy that currently governs this repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle_policy: Option<String>,
-    /// Vulnerability findings of the most recently pushed image.
+    /// Vulnerability findings of the most recently pushed image (written by the ScanPolicy
+    /// controller when a ScanPolicy with findings covers the repository's region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub findings: Option<FindingCounts>,
+    /// The registry scanning configuration that applies to this repository, as ECR reports it
+    /// (written by the ScanPolicy controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanning: Option<ScanningStatus>,
     /// Number of images in the repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_count: Option<i64>,
@@ -202,7 +223,7 @@ pub struct EcrRepositoryStatus {
     pub last_pushed_at: Option<String>,
 }
 
-/// Findings of one image by severity.
+/// Findings of one image by severity, and the state of its scan.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingCounts {
@@ -216,9 +237,57 @@ pub struct FindingCounts {
     pub low: i64,
     /// Findings of severity INFORMATIONAL.
     pub informational: i64,
+    /// Findings of severity UNDEFINED (Amazon Inspector's UNTRIAGED).
+    #[serde(default)]
+    pub undefined: i64,
     /// Digest of the image the counts belong to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_IMAGE_DIGEST_LENGTH))]
     pub image_digest: Option<String>,
+    /// Tags of that image (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_FINDINGS_IMAGE_TAGS), inner(length(max = MAX_IMAGE_TAG_LENGTH)))]
+    pub image_tags: Vec<String>,
+    /// Complete (the counts are the scan's), InProgress, NotScanned (no scan yet), Unsupported
+    /// (the scanner does not support the image) or Unavailable (the scan failed or its findings
+    /// are not available). Only Complete carries counts.
+    #[serde(default)]
+    pub scan_status: ScanState,
+    /// When the scan completed (RFC 3339), with Complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub completed_at: Option<String>,
+}
+
+/// The state of the scan of an image. Not a scan, a scan in progress and an unsupported image
+/// are states, not errors.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ScanState {
+    /// The scan finished and its findings are counted.
+    Complete,
+    /// The image is being scanned.
+    InProgress,
+    /// The image has not been scanned (yet).
+    #[default]
+    NotScanned,
+    /// The scanner does not support the image (e.g. its operating system).
+    Unsupported,
+    /// The scan failed, or its findings are not available (any other state ECR reports).
+    Unavailable,
+}
+
+/// The registry scanning configuration that applies to one repository.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanningStatus {
+    /// ScanOnPush, ContinuousScan or Manual (no rule matches: images are scanned only on
+    /// request, or not at all with Enhanced).
+    #[schemars(length(max = 32))]
+    pub frequency: String,
+    /// The filter of the registry rule that selects the repository, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_REPOSITORY_FILTER_LENGTH))]
+    pub applied_filter: Option<String>,
 }
 
 impl EcrRepositoryStatus {

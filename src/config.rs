@@ -62,6 +62,17 @@ pub struct RunArgs {
     #[arg(long, env = "BERTH_STATS_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub stats_interval: Duration,
 
+    /// The shortest `findings.refreshInterval` a ScanPolicy may ask for; shorter is refused as
+    /// InvalidSpec. Raise it to cap the DescribeImageScanFindings rate.
+    #[arg(long, env = "BERTH_MIN_FINDINGS_REFRESH", default_value = "1m", value_parser = parse_duration)]
+    pub min_findings_refresh: Duration,
+
+    /// Manage ScanPolicies (the registry-wide scanning configuration). Default: yes when berth
+    /// watches all namespaces, no with --watch-namespace (a namespaced install leaves the
+    /// registry's configuration to the cluster-wide one).
+    #[arg(long, env = "BERTH_MANAGE_SCAN_POLICIES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub manage_scan_policies: Option<bool>,
+
     /// Elect one active replica through a coordination.k8s.io Lease; the others stand by.
     #[arg(long, env = "BERTH_LEADER_ELECTION")]
     pub leader_election: bool,
@@ -141,6 +152,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("'{text}' is not a positive duration like 30s, 10m or 1h"));
     }
     Ok(Duration::from_secs(total))
+}
+
+impl RunArgs {
+    /// Whether this berth manages ScanPolicies (see `--manage-scan-policies`).
+    pub fn manages_scan_policies(&self) -> bool {
+        self.manage_scan_policies.unwrap_or(self.watch_namespaces.is_empty())
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use tokio_stream::wrappers::BroadcastStream;
 pub use leader::{Leadership, campaign};
 pub use shutdown::Shutdown;
 
-use crate::api::{EcrRepository, LifecyclePolicy};
+use crate::api::{EcrRepository, LifecyclePolicy, ScanPolicy};
 use crate::aws::{AwsClients, EcrRegistry, Iam, IamClient, Registry, load_sdk_config};
 use crate::config::RunArgs;
 use crate::images;
@@ -32,6 +32,7 @@ use crate::reconcile::harness::{self, Kind, Reconciler};
 use crate::reconcile::lifecycle::{Lifecycles, select::RepositoryView};
 use crate::reconcile::repository::{Repositories, RoleSettings, ValidationSettings};
 use crate::reconcile::runtime::Runtime;
+use crate::reconcile::scan::Scans;
 use crate::telemetry::{self, Health, Metrics, ObjectKey};
 
 /// Every kind berth runs, with its own context and the shared runtime.
@@ -39,6 +40,7 @@ struct Kinds {
     runtime: Arc<Runtime>,
     repositories: Arc<Kind<Repositories>>,
     lifecycles: Arc<Kind<Lifecycles>>,
+    scans: Arc<Kind<Scans>>,
 }
 
 /// The cluster id written into ownership tags: the flag, else the kube-system namespace's UID.
@@ -139,12 +141,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             reconciler: Lifecycles::new(args.stats_interval),
             runtime: runtime.clone(),
         }),
+        scans: Arc::new(Kind {
+            reconciler: Scans::new(region.clone(), args.min_findings_refresh, args.watch_namespaces.clone()),
+            runtime: runtime.clone(),
+        }),
         runtime,
     };
     tracing::info!(%region, %cluster_id, resync = ?args.resync_interval, "berth starting");
 
     wait_for_crd(&watched_apis::<EcrRepository>(&client, &args), &shutdown).await?;
     wait_for_crd(&watched_apis::<LifecyclePolicy>(&client, &args), &shutdown).await?;
+    if args.manages_scan_policies() {
+        wait_for_crd(&[Api::<ScanPolicy>::all(client.clone())], &shutdown).await?;
+    }
     health.set_crds_served();
 
     if !args.leader_election {
@@ -232,10 +241,20 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
         &runtime.metrics,
         args.stats_interval,
     );
+    let scans = async {
+        if !args.manages_scan_policies() {
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            _ = run_kind(&kinds.scans, vec![scan_controller(kinds)], &tick, shutdown) => {}
+            _ = kinds.scans.reconciler.refresh_loop(runtime) => {}
+        }
+    };
     // The controllers end after a graceful shutdown; the ticker and the refresher end with them.
     tokio::select! {
         _ = run_kind(&kinds.repositories, repositories, &tick, shutdown) => {}
         _ = run_kind(&kinds.lifecycles, lifecycles, &tick, shutdown) => {}
+        _ = scans => {}
         _ = ticker => {}
         _ = refresher => {}
     }
@@ -296,6 +315,26 @@ fn lifecycle_controller(
     controller
         .watches(repositories, watcher::Config::default(), on_repository)
         .reconcile_on(refreshed)
+}
+
+/// The ScanPolicy Controller (cluster-scoped: one for all). Besides its own kind it is triggered
+/// when a policy's findings changed (its summary) or a region's winner left (all policies).
+fn scan_controller(kinds: &Kinds) -> Controller<ScanPolicy> {
+    let controller = Controller::new(
+        Api::<ScanPolicy>::all(kinds.runtime.client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(controller::Config::default().debounce(Duration::from_secs(1)));
+    let store = controller.store();
+    let recompute = BroadcastStream::new(kinds.scans.reconciler.recompute.subscribe()).flat_map(move |policy| {
+        let refs: Vec<ObjectRef<ScanPolicy>> = match policy {
+            Ok(name) if !name.is_empty() => vec![ObjectRef::new(&name)],
+            // a winner left, or the receiver lagged: every policy looks again
+            _ => store.state().iter().map(|p| ObjectRef::from_obj(p.as_ref())).collect(),
+        };
+        futures::stream::iter(refs)
+    });
+    controller.reconcile_on(recompute)
 }
 
 /// Runs one kind's Controllers (one per watched scope) with the shared harness, enqueues every

@@ -200,6 +200,12 @@ pub struct ScanPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<RecordedScanning>,
 
+    /// The region `previous` was recorded in: cleanup restores there, whatever the spec or the
+    /// operator's default region say by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 9, max = 32), regex(pattern = REGION_PATTERN))]
+    pub region: Option<String>,
+
     /// Findings over every berth-managed repository of the region the policy covers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<ScanSummary>,
@@ -227,8 +233,8 @@ pub struct RecordedScanning {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordedScanRule {
-    /// ScanOnPush or ContinuousScan.
-    pub frequency: ScanFrequency,
+    /// ScanOnPush, ContinuousScan or Manual, as ECR reported it.
+    pub frequency: RecordedFrequency,
     /// The rule's repository filters (at most 100).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
@@ -236,6 +242,16 @@ pub struct RecordedScanRule {
         inner(length(max = MAX_REPOSITORY_FILTER_LENGTH))
     )]
     pub repository_filters: Vec<String>,
+}
+
+/// A scan frequency as ECR reports it: besides the two a ScanPolicy declares, Manual (set by
+/// hand, kept so that it can be restored exactly).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordedFrequency {
+    #[default]
+    ScanOnPush,
+    ContinuousScan,
+    Manual,
 }
 
 /// Findings summed over the covered repositories.

@@ -6,3 +6,4 @@ pub mod lifecycle;
 pub mod ownership;
 pub mod repository;
 pub mod runtime;
+pub mod scan;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::wildcard::filter_matches;
-use crate::api::{RecordedScanRule, RecordedScanning, ScanFrequency, ScanType};
+use crate::api::{ScanFrequency, ScanType};
 
 /// A registry scanning configuration: the scanner and, per frequency, the repository filters.
 /// The default is what ECR reports for a registry never configured: Basic, no rules.
@@ -64,34 +64,6 @@ impl ScanningConfig {
                 let filter = filters.iter().find(|filter| filter_matches(filter, repository))?;
                 Some((frequency, filter.clone()))
             })
-    }
-}
-
-impl From<&RecordedScanning> for ScanningConfig {
-    fn from(recorded: &RecordedScanning) -> Self {
-        Self::new(
-            recorded.scan_type,
-            recorded
-                .rules
-                .iter()
-                .map(|rule| (rule.frequency, rule.repository_filters.iter().cloned())),
-        )
-    }
-}
-
-impl From<&ScanningConfig> for RecordedScanning {
-    /// Rules in frequency order, filters sorted; rules without filters are left out.
-    fn from(config: &ScanningConfig) -> Self {
-        Self {
-            scan_type: config.scan_type,
-            rules: config
-                .effective_rules()
-                .map(|(frequency, filters)| RecordedScanRule {
-                    frequency: *frequency,
-                    repository_filters: filters.iter().cloned().collect(),
-                })
-                .collect(),
-        }
     }
 }
 

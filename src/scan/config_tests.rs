@@ -71,67 +71,6 @@ fn rules_of_one_frequency_merge() {
 }
 
 #[test]
-fn round_trip_through_the_recorded_status() {
-    let recorded = RecordedScanning {
-        scan_type: Enhanced,
-        rules: vec![
-            RecordedScanRule {
-                frequency: ContinuousScan,
-                repository_filters: vec!["z/*".into(), "a/*".into()],
-            },
-            RecordedScanRule {
-                frequency: ScanOnPush,
-                repository_filters: vec!["*".into()],
-            },
-        ],
-    };
-    let model = ScanningConfig::from(&recorded);
-    assert_eq!(
-        model,
-        config(Enhanced, &[(ScanOnPush, &["*"]), (ContinuousScan, &["a/*", "z/*"])])
-    );
-    let back = RecordedScanning::from(&model);
-    // canonical: frequency order, filters sorted
-    assert_eq!(
-        back,
-        RecordedScanning {
-            scan_type: Enhanced,
-            rules: vec![
-                RecordedScanRule {
-                    frequency: ScanOnPush,
-                    repository_filters: vec!["*".into()],
-                },
-                RecordedScanRule {
-                    frequency: ContinuousScan,
-                    repository_filters: vec!["a/*".into(), "z/*".into()],
-                },
-            ],
-        }
-    );
-    assert_eq!(ScanningConfig::from(&back), model);
-    // the never-configured registry records as Basic without rules
-    assert_eq!(
-        RecordedScanning::from(&ScanningConfig::default()),
-        RecordedScanning {
-            scan_type: Basic,
-            rules: vec![]
-        }
-    );
-    let empty_rule = RecordedScanning {
-        scan_type: Basic,
-        rules: vec![RecordedScanRule {
-            frequency: ScanOnPush,
-            repository_filters: vec![],
-        }],
-    };
-    assert!(
-        RecordedScanning::from(&ScanningConfig::from(&empty_rule))
-            .rules
-            .is_empty()
-    );
-}
-
-#[test]
 fn effective_rule_of_a_repository() {
     let config = config(
         Enhanced,

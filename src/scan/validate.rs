@@ -175,10 +175,10 @@ fn refresh_interval(given: Option<&str>) -> Result<Duration, InvalidScan> {
     }
     // the pattern bounds the digits, so the sum cannot overflow; 0s is refused below
     let interval = crate::config::parse_duration(text).unwrap_or(Duration::ZERO);
-    if interval < MIN_REFRESH_INTERVAL {
-        return Err(InvalidScan(format!(
-            "{FIELD}: '{text}' is shorter than the minimum of 1m"
-        )));
+    // the floor (--min-findings-refresh, default MIN_REFRESH_INTERVAL) is the operator's to set
+    // and is checked by the controller; here only a zero interval is meaningless
+    if interval.is_zero() {
+        return Err(InvalidScan(format!("{FIELD}: '{text}' must be longer than zero")));
     }
     if interval > MAX_REFRESH_INTERVAL {
         return Err(InvalidScan(format!(

@@ -1,0 +1,375 @@
+//! The ScanPolicy pipeline: validate → find the region's governing policy (the oldest) →
+//! record what was there → write the configuration when it differs → read which configuration
+//! applies to each managed repository → status with the findings summary. And on deletion,
+//! restore what was recorded.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::findings::{self, IMAGES_CONSUMER, ScanRecord};
+use super::mapping::{config_of, frequency_name, recorded, registry_scanning, restored};
+use super::{RegionRules, ScanChange, ScanTarget, Scans};
+use crate::api::{ConditionStatus, EcrRepository, ScanPolicy, ScanPolicyStatus, ScanningStatus, set_condition};
+use crate::aws::RegistryScanFrequency;
+use crate::error::{Error, Result};
+use crate::images::RepositoryRef;
+use crate::reconcile::harness;
+use crate::reconcile::runtime::{ObjectId, Runtime};
+use crate::scan::{self, DesiredScanning, RepositoryFindings};
+use crate::telemetry::ObjectKey;
+
+pub const KIND: &str = "ScanPolicy";
+/// Present while berth has written the registry configuration and must restore it.
+pub const FINALIZER: &str = "ecr.berth.dev/scan-restore";
+const FIELD_MANAGER: &str = "berth";
+const READY: &str = "Ready";
+
+fn desired(policy: &ScanPolicy, scans: &Scans) -> Result<DesiredScanning> {
+    let desired = scan::desired_scanning(&policy.spec, &scans.default_region).map_err(|e| Error::InvalidSpec(e.0))?;
+    if let Some(rules) = &desired.findings
+        && rules.refresh_interval < scans.min_refresh
+    {
+        return Err(Error::InvalidSpec(format!(
+            "spec.findings.refreshInterval: {}s is shorter than the minimum of {}s (--min-findings-refresh)",
+            rules.refresh_interval.as_secs(),
+            scans.min_refresh.as_secs()
+        )));
+    }
+    Ok(desired)
+}
+
+/// The oldest valid, not-deleting policy of `region` (creation time, then name).
+async fn winner(runtime: &Runtime, scans: &Scans, region: &str) -> Result<Option<ScanPolicy>> {
+    let policies = Api::<ScanPolicy>::all(runtime.client.clone())
+        .list(&ListParams::default())
+        .await?;
+    Ok(policies
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| desired(p, scans).is_ok_and(|d| d.region == region))
+        .min_by_key(|p| {
+            (
+                p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+                p.name_any(),
+            )
+        }))
+}
+
+fn api(runtime: &Runtime) -> Api<ScanPolicy> {
+    Api::all(runtime.client.clone())
+}
+
+pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Result<Action> {
+    let desired = desired(policy, scans)?;
+    let name = policy.name_any();
+    let winner = winner(runtime, scans, &desired.region).await?;
+    if let Some(winner) = winner.filter(|w| w.name_any() != name) {
+        let message = format!(
+            "the older ScanPolicy {} governs the scanning configuration of {}; this one is not applied",
+            winner.name_any(),
+            desired.region
+        );
+        let status = status_with(policy, ConditionStatus::False, "Conflict", &message);
+        write_status(policy, runtime, &status).await?;
+        runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, false);
+        return Ok(Action::await_change());
+    }
+
+    // Record what was there before the first write, so that deleting the policy restores it.
+    let observed = runtime.registry.get_registry_scanning(&desired.region).await?;
+    let mut previous = policy.status.as_ref().and_then(|s| s.previous.clone());
+    if previous.is_none() {
+        previous = Some(recorded(&observed));
+        let mut status = policy.status.clone().unwrap_or_default();
+        status.previous = previous.clone();
+        status.region = Some(desired.region.clone());
+        write_status(policy, runtime, &status).await?;
+    }
+    runtime.set_finalizer(&api(runtime), policy, FINALIZER, true).await?;
+
+    if config_of(&observed) != desired.config {
+        runtime
+            .registry
+            .put_registry_scanning(&desired.region, &registry_scanning(&desired.config))
+            .await?;
+        let was_synced = policy
+            .status
+            .as_ref()
+            .is_some_and(|s| s.observed_generation == policy.metadata.generation)
+            && policy
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.first())
+                .is_some_and(|c| c.status == "True");
+        let note = format!(
+            "registry scanning configuration of {} set from ScanPolicy {name}",
+            desired.region
+        );
+        harness::report(
+            runtime,
+            KIND,
+            &policy.object_ref(&()),
+            &ScanChange::Apply,
+            was_synced,
+            &note,
+        )
+        .await;
+    }
+
+    let covered = read_repository_scanning(policy, scans, runtime, &desired).await?;
+    match &desired.findings {
+        Some(rules) => {
+            scans.rules.lock().expect("rules lock").insert(
+                desired.region.clone(),
+                RegionRules {
+                    policy: name.clone(),
+                    thresholds: rules.thresholds,
+                    refresh_interval: rules.refresh_interval,
+                },
+            );
+            track(scans, runtime, &desired.region, &name, &covered);
+        }
+        None => scans.stop_region(runtime, &desired.region),
+    }
+
+    let (summary, non_compliant) = summarize(scans, &covered, desired.findings.as_ref());
+    let mut status = status_with(
+        policy,
+        ConditionStatus::True,
+        "Applied",
+        &format!("registry scanning configuration of {} is in sync", desired.region),
+    );
+    status.previous = previous;
+    status.region = Some(desired.region.clone());
+    status.summary = summary;
+    status.non_compliant = non_compliant;
+    runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, true);
+    write_status(policy, runtime, &status).await?;
+    runtime.remember_synced(ObjectId::of(KIND, policy), policy.metadata.generation, runtime.epoch());
+    Ok(Action::await_change())
+}
+
+/// The summary over the covered repositories, from what `berth-scan` last wrote on each.
+fn summarize(
+    scans: &Scans,
+    covered: &[(ObjectKey, String)],
+    rules: Option<&scan::FindingsRules>,
+) -> (Option<crate::api::ScanSummary>, Vec<crate::api::NonCompliantRepository>) {
+    let Some(rules) = rules else {
+        return (None, Vec::new());
+    };
+    let entries: Vec<RepositoryFindings> = covered
+        .iter()
+        .map(|(key, repository)| {
+            let record = scans.record(key);
+            RepositoryFindings::from_status(&key.0, &key.1, repository, record.findings.as_ref())
+        })
+        .collect();
+    let (summary, listed) = scan::summarize(&entries, &rules.thresholds);
+    (Some(summary), listed)
+}
+
+/// Which configuration applies to each managed repository of the region (one call per 25),
+/// written to its `status.scanning`; read once per resync, after a spec change, and when the
+/// managed repositories change. Returns the repositories the rules cover.
+async fn read_repository_scanning(
+    policy: &ScanPolicy,
+    scans: &Scans,
+    runtime: &Runtime,
+    desired: &DesiredScanning,
+) -> Result<Vec<(ObjectKey, String)>> {
+    let repositories = managed_repositories(scans, runtime, &desired.region).await?;
+    let names_and_keys: Vec<(&ObjectKey, &String)> = repositories.iter().map(|(k, n, _)| (k, n)).collect();
+    let fingerprint = crate::naming::fnv1a(format!("{names_and_keys:?}").as_bytes());
+    let marker = (runtime.epoch(), policy.metadata.generation, fingerprint);
+    if let Some((read, covered)) = scans.scanning_read.lock().expect("read lock").get(&desired.region)
+        && *read == marker
+    {
+        return Ok(covered.clone());
+    }
+    let names: Vec<String> = repositories.iter().map(|(_, name, _)| name.clone()).collect();
+    let applied = runtime.registry.repository_scanning(&desired.region, &names).await?;
+    let mut covered = Vec::new();
+    for (key, repository_name, record) in repositories {
+        let found = applied.iter().find(|a| a.repository == repository_name);
+        let scanning = found.map(|a| ScanningStatus {
+            frequency: frequency_name(a.frequency).to_owned(),
+            applied_filter: a.applied_filter.clone(),
+        });
+        if found.is_some_and(|a| a.frequency != RegistryScanFrequency::Manual) {
+            covered.push((key.clone(), repository_name));
+        }
+        scans.seed(&key, record);
+        let mut current = scans.record(&key);
+        if current.scanning != scanning {
+            current.scanning = scanning;
+            findings::write_record(runtime, &key, &current).await?;
+            scans.records.lock().expect("records lock").insert(key, current);
+        }
+    }
+    scans
+        .scanning_read
+        .lock()
+        .expect("read lock")
+        .insert(desired.region.clone(), (marker, covered.clone()));
+    Ok(covered)
+}
+
+/// Every EcrRepository berth manages in `region`: (object, ECR name, what its status holds).
+async fn managed_repositories(
+    scans: &Scans,
+    runtime: &Runtime,
+    region: &str,
+) -> Result<Vec<(ObjectKey, String, ScanRecord)>> {
+    let apis: Vec<Api<EcrRepository>> = if scans.namespaces.is_empty() {
+        vec![Api::all(runtime.client.clone())]
+    } else {
+        scans
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(runtime.client.clone(), ns))
+            .collect()
+    };
+    let mut managed = Vec::new();
+    for api in apis {
+        for repository in api.list(&ListParams::default()).await?.items {
+            let Some((repository_region, name)) = repository
+                .status
+                .as_ref()
+                .and_then(|s| s.repository_arn.as_deref())
+                .and_then(crate::naming::repository_arn_parts)
+            else {
+                continue;
+            };
+            if repository_region == region && repository.metadata.deletion_timestamp.is_none() {
+                let key = (repository.namespace().unwrap_or_default(), repository.name_any());
+                managed.push((key, name.to_owned(), ScanRecord::from_status(&repository)));
+            }
+        }
+    }
+    managed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(managed)
+}
+
+/// The covered repositories become the findings refresher's targets; the others of the region
+/// stop being read.
+fn track(scans: &Scans, runtime: &Runtime, region: &str, policy: &str, covered: &[(ObjectKey, String)]) {
+    let wanted: std::collections::BTreeMap<&ObjectKey, &String> = covered.iter().map(|(k, n)| (k, n)).collect();
+    scans
+        .targets
+        .retain(|key, target| target.region != region || wanted.contains_key(key));
+    for (key, repository) in covered {
+        runtime.images.retain(
+            IMAGES_CONSUMER,
+            &RepositoryRef::new(region.to_owned(), repository.clone()),
+        );
+        scans.targets.track(
+            key.clone(),
+            ScanTarget {
+                region: region.to_owned(),
+                repository: repository.clone(),
+                policy: policy.to_owned(),
+            },
+        );
+    }
+}
+
+/// Deletion of the governing policy: put back what was recorded, clear what `berth-scan`
+/// wrote on the repositories, and let the next-oldest policy of the region take over.
+pub async fn cleanup(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Result<Action> {
+    if !policy.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    // the region recorded with `previous`, not the spec's (cleanup works from the record)
+    let region = policy
+        .status
+        .as_ref()
+        .and_then(|s| s.region.clone())
+        .or_else(|| policy.spec.region.clone())
+        .unwrap_or_else(|| scans.default_region.clone());
+    if let Some(previous) = policy.status.as_ref().and_then(|s| s.previous.as_ref()) {
+        let restore = restored(previous);
+        let observed = runtime.registry.get_registry_scanning(&region).await?;
+        if observed != restore {
+            runtime.registry.put_registry_scanning(&region, &restore).await?;
+            let note = format!(
+                "registry scanning configuration of {region} restored to what it was before ScanPolicy {}",
+                policy.name_any()
+            );
+            harness::report(
+                runtime,
+                KIND,
+                &policy.object_ref(&()),
+                &ScanChange::Restore,
+                false,
+                &note,
+            )
+            .await;
+        }
+    }
+    // every repository of the region this policy wrote on
+    let keys: Vec<ObjectKey> = managed_repositories(scans, runtime, &region)
+        .await?
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
+    scans.stop_region(runtime, &region);
+    scans.scanning_read.lock().expect("read lock").remove(&region);
+    for key in keys {
+        findings::write_record(runtime, &key, &ScanRecord::default()).await?;
+        scans.records.lock().expect("records lock").remove(&key);
+        runtime.metrics.forget_image_findings(&key);
+    }
+    runtime.set_finalizer(&api(runtime), policy, FINALIZER, false).await?;
+    // the next-oldest policy of the region, if any, takes over now
+    let _ = scans.recompute.send(String::new());
+    Ok(Action::await_change())
+}
+
+fn status_with(policy: &ScanPolicy, status: ConditionStatus, reason: &str, message: &str) -> ScanPolicyStatus {
+    let previous = policy.status.clone().unwrap_or_default();
+    ScanPolicyStatus {
+        observed_generation: policy.metadata.generation,
+        conditions: vec![set_condition(
+            &previous.conditions,
+            READY,
+            status,
+            reason,
+            message,
+            policy.metadata.generation,
+            now(),
+        )],
+        ..previous
+    }
+}
+
+async fn write_status(policy: &ScanPolicy, runtime: &Runtime, status: &ScanPolicyStatus) -> Result<()> {
+    if policy.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let patch = json!({"apiVersion": "ecr.berth.dev/v1alpha1", "kind": KIND, "status": status});
+    api(runtime)
+        .patch_status(
+            &policy.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn write_failure(policy: &ScanPolicy, runtime: &Runtime, error: &Error) {
+    let status = status_with(policy, ConditionStatus::False, error.reason(), &error.to_string());
+    runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, false);
+    if let Err(status_error) = write_status(policy, runtime, &status).await {
+        tracing::warn!(error = %status_error, "could not write the failure to status");
+    }
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}

@@ -1,0 +1,255 @@
+//! End to end: ScanPolicy with `berth run` against the real apiserver and moto. ScanPolicy is
+//! cluster-scoped and the registry configuration is per region, so this suite keeps to a region
+//! of its own and to one test function.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_ecr::types::{
+    RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter, ScanningRepositoryFilterType,
+};
+use berth::api::ScanPolicy;
+use common::{Operator, TIMEOUT, setup, wait_for, wait_reason};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+const REGION: &str = "ap-southeast-2";
+
+fn scan_policy(name: &str, spec: serde_json::Value) -> ScanPolicy {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "ScanPolicy",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .expect("a ScanPolicy")
+}
+
+/// (scan type, [(frequency, filters)]) of the region's registry scanning configuration.
+async fn registry_scanning(ecr: &aws_sdk_ecr::Client) -> (String, Vec<(String, Vec<String>)>) {
+    let output = ecr
+        .get_registry_scanning_configuration()
+        .send()
+        .await
+        .expect("GetRegistryScanningConfiguration");
+    let configuration = output.scanning_configuration().expect("a configuration");
+    let mut rules: Vec<(String, Vec<String>)> = configuration
+        .rules()
+        .iter()
+        .map(|rule| {
+            let mut filters: Vec<String> = rule
+                .repository_filters()
+                .iter()
+                .map(|f| f.filter().to_owned())
+                .collect();
+            filters.sort();
+            (rule.scan_frequency().as_str().to_owned(), filters)
+        })
+        .collect();
+    rules.sort();
+    let scan_type = configuration
+        .scan_type()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    (scan_type, rules)
+}
+
+async fn wait_policy(api: &Api<ScanPolicy>, name: &str, reason: &str, operator: &Operator) -> ScanPolicy {
+    let found = wait_for(TIMEOUT, || async {
+        let policy = api.get(name).await.ok()?;
+        let status = policy.status.as_ref()?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (ready.reason == reason && status.observed_generation == policy.metadata.generation).then_some(policy)
+    })
+    .await;
+    if let Some(policy) = found {
+        return policy;
+    }
+    let current = api.get(name).await.map(|p| format!("{:?}", p.status));
+    panic!(
+        "{name} never reached {reason}: {current:?}\n--- operator log ---\n{}",
+        operator.log_text()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_conflict_findings_thresholds_and_restore() {
+    let Some(s) = setup("e2e-scan").await else { return };
+    let ecr = common::ecr_client(&s.testbed, REGION).await;
+    // this region belongs to this test: policies an earlier, interrupted run left go first
+    let policies: Api<ScanPolicy> = Api::all(s.client.clone());
+    for left in policies.list(&Default::default()).await.expect("list ScanPolicies") {
+        if left.spec.region.as_deref() == Some(REGION) {
+            let release = serde_json::json!({"metadata": {"finalizers": null}});
+            let name = left.metadata.name.unwrap();
+            let _ = policies
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+                .await;
+            let _ = policies.delete(&name, &DeleteParams::default()).await;
+        }
+    }
+    let suffix = common::unique_suffix();
+
+    // what the registry had before berth: basic scan-on-push for legacy-*
+    let legacy = RegistryScanningRule::builder()
+        .scan_frequency(ScanFrequency::ScanOnPush)
+        .repository_filters(
+            ScanningRepositoryFilter::builder()
+                .filter("legacy-*")
+                .filter_type(ScanningRepositoryFilterType::Wildcard)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    ecr.put_registry_scanning_configuration()
+        .scan_type(ScanType::Basic)
+        .rules(legacy)
+        .send()
+        .await
+        .expect("PutRegistryScanningConfiguration");
+    let before = registry_scanning(&ecr).await;
+
+    let operator = Operator::start(
+        &s.testbed,
+        &s.namespace,
+        &[
+            "--manage-scan-policies",
+            "true",
+            "--min-findings-refresh",
+            "2s",
+            "--stats-interval",
+            "2s",
+        ],
+    );
+    let repository = format!("{}/app", s.namespace);
+    s.create(
+        "app",
+        serde_json::json!({"repositoryName": repository, "region": REGION}),
+    )
+    .await;
+    wait_reason(&s.repositories, "app", "Synced", &operator).await;
+    let digest = common::put_image(&ecr, &repository, "v1", &format!("scan-{suffix}")).await;
+
+    let first = format!("scan-a-{suffix}");
+    let spec = serde_json::json!({
+        "region": REGION, "scanType": "Enhanced",
+        "rules": [{"frequency": "ContinuousScan", "repositoryFilters": [format!("{}/*", s.namespace)]}],
+        "findings": {"thresholds": {"critical": 0, "high": 5}, "refreshInterval": "2s"},
+    });
+    policies
+        .create(&PostParams::default(), &scan_policy(&first, spec))
+        .await
+        .expect("create ScanPolicy");
+    let applied = wait_policy(&policies, &first, "Applied", &operator).await;
+
+    // the registry holds exactly the spec; what was there before is recorded
+    assert_eq!(
+        registry_scanning(&ecr).await,
+        (
+            "ENHANCED".to_owned(),
+            vec![("CONTINUOUS_SCAN".to_owned(), vec![format!("{}/*", s.namespace)])]
+        )
+    );
+    let previous = applied
+        .status
+        .unwrap()
+        .previous
+        .expect("the configuration found is recorded");
+    assert_eq!(previous.rules[0].repository_filters, ["legacy-*"]);
+
+    // the configuration that applies to the repository lands in its status
+    let scanning = wait_for(TIMEOUT, || async {
+        let object = s.repositories.get("app").await.ok()?;
+        object.status?.scanning
+    })
+    .await
+    .unwrap_or_else(|| panic!("no status.scanning\n{}", operator.log_text()));
+    assert_eq!(scanning.frequency, "ContinuousScan");
+
+    // findings above the threshold: exact counts, ScanCompliant False, one Warning, the gauge
+    let counts = [("CRITICAL", 1), ("HIGH", 3), ("MEDIUM", 2)];
+    common::seed_scan_findings(&s.testbed, REGION, &repository, &digest, &counts).await;
+    let object = wait_for(TIMEOUT, || async {
+        let object = s.repositories.get("app").await.ok()?;
+        let compliant = object.status.as_ref()?.condition("ScanCompliant")?;
+        (compliant.status == "False").then_some(object)
+    })
+    .await
+    .unwrap_or_else(|| panic!("ScanCompliant never became False\n{}", operator.log_text()));
+    let findings = object.status.unwrap().findings.expect("status.findings");
+    assert_eq!(
+        (findings.critical, findings.high, findings.medium, findings.low),
+        (1, 3, 2, 0)
+    );
+    assert_eq!(findings.image_digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(findings.image_tags, ["v1"]);
+    tokio::time::sleep(Duration::from_secs(7)).await; // several refreshes
+    let warnings = s.events("app", "ThresholdExceeded").await;
+    assert_eq!(warnings.len(), 1, "one Warning per crossing: {warnings:?}");
+    assert!(warnings[0].series.is_none(), "not repeated: {:?}", warnings[0].series);
+    let series = format!(
+        "berth_image_findings{{namespace=\"{}\",repository=\"{repository}\",severity=\"critical\"}}",
+        s.namespace
+    );
+    assert_eq!(operator.metric(&series).await, 1.0);
+    let summarized = wait_for(TIMEOUT, || async {
+        let policy = policies.get(&first).await.ok()?;
+        let status = policy.status?;
+        (status.summary.as_ref()?.non_compliant == 1).then_some(status)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the summary never counted the repository\n{}", operator.log_text()));
+    assert_eq!(summarized.non_compliant[0].name, "app");
+    assert_eq!(summarized.non_compliant[0].critical, 1);
+
+    // a newer image within the thresholds: back to compliant, one Normal Event
+    tokio::time::sleep(Duration::from_secs(1)).await; // a later push time than v1's
+    let fixed = common::put_image(&ecr, &repository, "v2", &format!("scan-fixed-{suffix}")).await;
+    common::seed_scan_findings(&s.testbed, REGION, &repository, &fixed, &[("HIGH", 1)]).await;
+    let compliant = wait_for(TIMEOUT, || async {
+        let status = s.repositories.get("app").await.ok()?.status?;
+        (status.condition("ScanCompliant")?.status == "True").then_some(status)
+    })
+    .await
+    .unwrap_or_else(|| panic!("ScanCompliant never came back to True\n{}", operator.log_text()));
+    let findings = compliant.findings.unwrap();
+    assert_eq!((findings.critical, findings.high), (0, 1));
+    assert_eq!(findings.image_digest.as_deref(), Some(fixed.as_str()));
+    assert_eq!(s.events("app", "WithinThresholds").await.len(), 1);
+    assert_eq!(s.events("app", "ThresholdExceeded").await.len(), 1);
+
+    // a second policy for the region: Conflict naming the first, the registry unchanged
+    let second = format!("scan-b-{suffix}");
+    let spec = serde_json::json!({"region": REGION, "scanType": "Basic",
+        "rules": [{"frequency": "ScanOnPush", "repositoryFilters": ["*"]}]});
+    policies
+        .create(&PostParams::default(), &scan_policy(&second, spec))
+        .await
+        .expect("create second ScanPolicy");
+    let conflict = wait_policy(&policies, &second, "Conflict", &operator).await;
+    let message = &conflict.status.unwrap().conditions[0].message;
+    assert!(message.contains(&first), "{message}");
+    assert_eq!(registry_scanning(&ecr).await.0, "ENHANCED");
+
+    // the loser goes, then the winner: the registry gets back exactly what it had
+    policies
+        .delete(&second, &DeleteParams::default())
+        .await
+        .expect("delete");
+    policies.delete(&first, &DeleteParams::default()).await.expect("delete");
+    let released = wait_for(TIMEOUT, || async {
+        policies.get_opt(&first).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        released.is_some(),
+        "the ScanPolicy was not released\n{}",
+        operator.log_text()
+    );
+    assert_eq!(registry_scanning(&ecr).await, before);
+    let cleared = wait_for(TIMEOUT, || async {
+        let status = s.repositories.get("app").await.ok()?.status?;
+        (status.findings.is_none() && status.scanning.is_none()).then_some(())
+    })
+    .await;
+    assert!(cleared.is_some(), "berth-scan's fields stayed after the policy left");
+}

@@ -80,6 +80,8 @@ pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Res
     }
 
     // Record what was there before the first write, so that deleting the policy restores it.
+    // the finalizer first: a status write would make this object's resourceVersion stale
+    runtime.set_finalizer(&api(runtime), policy, FINALIZER, true).await?;
     let observed = runtime.registry.get_registry_scanning(&desired.region).await?;
     let mut previous = policy.status.as_ref().and_then(|s| s.previous.clone());
     if previous.is_none() {
@@ -89,7 +91,6 @@ pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Res
         status.region = Some(desired.region.clone());
         write_status(policy, runtime, &status).await?;
     }
-    runtime.set_finalizer(&api(runtime), policy, FINALIZER, true).await?;
 
     if config_of(&observed) != desired.config {
         runtime

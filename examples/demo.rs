@@ -1,11 +1,12 @@
 //! The demo that `scripts/demo` runs against the test bed while `berth run` is running:
 //! declare a repository, watch berth create it, break it out of band, watch berth put it back,
-//! preview and enforce a LifecyclePolicy over it, then delete it.
+//! preview and enforce a LifecyclePolicy over it, scan it under a ScanPolicy with thresholds,
+//! then delete it.
 
 use std::time::Duration;
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use berth::api::{EcrRepository, LifecyclePolicy};
+use berth::api::{EcrRepository, LifecyclePolicy, ScanPolicy};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
@@ -112,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     lifecycle_story(&client, &ecr).await?;
+    scan_story(&client, &ecr).await?;
 
     step("kubectl get events (the audit trail)");
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -224,6 +226,111 @@ async fn lifecycle_story(client: &Client, ecr: &aws_sdk_ecr::Client) -> anyhow::
         .send()
         .await?;
     println!("  in ECR: {}", text.lifecycle_policy_text().unwrap_or_default());
+    Ok(())
+}
+
+/// The emulator reports findings for the newest image; a ScanPolicy with thresholds judges them.
+async fn scan_story(client: &Client, ecr: &aws_sdk_ecr::Client) -> anyhow::Result<()> {
+    step("the scanner reports 1 critical and 3 high findings for v1.34 (seeded into the emulator)");
+    let images = ecr
+        .describe_images()
+        .repository_name("payments/payments-api")
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("v1.34").build())
+        .send()
+        .await?;
+    let digest = images.image_details()[0].image_digest().unwrap_or_default().to_owned();
+    seed_findings(ecr, &digest).await?;
+
+    step("kubectl apply: ScanPolicy default (Enhanced, continuous scan of payments/*, at most 0 critical and 5 high)");
+    let policies: Api<ScanPolicy> = Api::all(client.clone());
+    let manifest = serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "ScanPolicy", "metadata": {"name": "default"},
+        "spec": {
+            "scanType": "Enhanced",
+            "rules": [{"frequency": "ContinuousScan", "repositoryFilters": ["payments/*"]}],
+            "findings": {"thresholds": {"critical": 0, "high": 5}, "refreshInterval": "15m"},
+        },
+    });
+    policies
+        .patch("default", &PatchParams::apply("demo").force(), &Patch::Apply(&manifest))
+        .await?;
+    let repositories: Api<EcrRepository> = Api::namespaced(client.clone(), NAMESPACE);
+    for _ in 0..120 {
+        let object = repositories.get("payments-api").await?;
+        let status = object.status.unwrap_or_default();
+        if let (Some(compliant), Some(findings)) = (status.condition("ScanCompliant"), &status.findings)
+            && compliant.status == "False"
+        {
+            println!("  kubectl get ecrrepo: payments-api  Ready=True  Compliant={}", compliant.status);
+            println!("  {}: {}", compliant.reason, compliant.message);
+            println!(
+                "  status.findings: critical {}, high {}, medium {} on {:?} ({})",
+                findings.critical, findings.high, findings.medium, findings.image_tags, findings.image_digest.clone().unwrap_or_default()
+            );
+            if let Some(scanning) = &status.scanning {
+                println!(
+                    "  status.scanning: {} (filter {})",
+                    scanning.frequency,
+                    scanning.applied_filter.clone().unwrap_or_default()
+                );
+            }
+            let summary = policies.get("default").await?.status.and_then(|s| s.summary);
+            if let Some(summary) = summary {
+                println!(
+                    "  ScanPolicy summary: {} repositories, {} non-compliant, {} critical",
+                    summary.repositories, summary.non_compliant, summary.critical
+                );
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    step("kubectl delete scanpolicy default: the registry gets back the configuration it had");
+    policies.delete("default", &DeleteParams::default()).await?;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if policies.get_opt("default").await?.is_none() {
+            break;
+        }
+    }
+    let configuration = ecr.get_registry_scanning_configuration().send().await?;
+    let scan_type = configuration
+        .scanning_configuration()
+        .and_then(|c| c.scan_type())
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    println!("  registry scan type now: {scan_type}");
+    Ok(())
+}
+
+/// Hands the emulator a finished scan for `digest` (its `/moto-api` seeding endpoint), then
+/// starts the scan so that DescribeImageScanFindings answers with it.
+async fn seed_findings(ecr: &aws_sdk_ecr::Client, digest: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")?;
+    let address = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-west-1".into());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let body = serde_json::json!({"region": region, "results": [{
+        "repositoryName": "payments/payments-api", "imageId": {"imageDigest": digest},
+        "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
+        "imageScanFindings": {"imageScanCompletedAt": now, "findingSeverityCounts": {"CRITICAL": 1, "HIGH": 3}, "findings": []},
+    }]})
+    .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await?;
+    let request = format!(
+        "POST /moto-api/static/ecr/scan-finding-results HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    anyhow::ensure!(response.contains(" 201 "), "the emulator refused the findings: {response}");
+    ecr.start_image_scan()
+        .repository_name("payments/payments-api")
+        .image_id(aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build())
+        .send()
+        .await?;
     Ok(())
 }
 

@@ -252,21 +252,27 @@ async fn configuration_conflict_findings_thresholds_and_restore() {
     assert!(message.contains(&first), "{message}");
     assert_eq!(registry_scanning(&ecr).await.0, "ENHANCED");
 
-    // the loser goes, then the winner: the registry gets back exactly what it had
-    policies
-        .delete(&second, &DeleteParams::default())
-        .await
-        .expect("delete");
+    // the winner goes: what it recorded is put back, and the next-oldest policy takes over
     policies.delete(&first, &DeleteParams::default()).await.expect("delete");
+    let taken_over = wait_policy(&policies, &second, "Applied", &operator).await;
+    assert_eq!(
+        registry_scanning(&ecr).await,
+        ("BASIC".to_owned(), vec![("SCAN_ON_PUSH".to_owned(), vec!["*".to_owned()])])
+    );
+    let recorded = taken_over.status.unwrap().previous.expect("recorded by the new winner");
+    assert_eq!(
+        recorded.rules[0].repository_filters,
+        ["legacy-*"],
+        "the first policy restored the registry before the second recorded it"
+    );
+
+    // the last one goes: the registry gets back exactly what it had before berth
+    policies.delete(&second, &DeleteParams::default()).await.expect("delete");
     let released = wait_for(TIMEOUT, || async {
-        policies.get_opt(&first).await.ok()?.is_none().then_some(())
+        policies.get_opt(&second).await.ok()?.is_none().then_some(())
     })
     .await;
-    assert!(
-        released.is_some(),
-        "the ScanPolicy was not released\n{}",
-        operator.log_text()
-    );
+    assert!(released.is_some(), "the ScanPolicy was not released\n{}", operator.log_text());
     assert_eq!(registry_scanning(&ecr).await, before);
     let cleared = wait_for(TIMEOUT, || async {
         let status = s.repositories.get("app").await.ok()?.status?;

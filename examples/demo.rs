@@ -231,14 +231,27 @@ async fn lifecycle_story(client: &Client, ecr: &aws_sdk_ecr::Client) -> anyhow::
 
 /// The emulator reports findings for the newest image; a ScanPolicy with thresholds judges them.
 async fn scan_story(client: &Client, ecr: &aws_sdk_ecr::Client) -> anyhow::Result<()> {
-    step("the scanner reports 1 critical and 3 high findings for v1.34 (seeded into the emulator)");
+    // the newest image, as berth chooses it: latest push, then the greatest digest
     let images = ecr
         .describe_images()
         .repository_name("payments/payments-api")
-        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("v1.34").build())
         .send()
         .await?;
-    let digest = images.image_details()[0].image_digest().unwrap_or_default().to_owned();
+    let newest = images
+        .image_details()
+        .iter()
+        .max_by_key(|image| {
+            (
+                image.image_pushed_at().map(|t| t.secs()),
+                image.image_digest().map(str::to_owned),
+            )
+        })
+        .ok_or_else(|| anyhow::anyhow!("no image"))?;
+    let digest = newest.image_digest().unwrap_or_default().to_owned();
+    step(&format!(
+        "the scanner reports 1 critical and 3 high findings for the newest image {:?} (seeded into the emulator)",
+        newest.image_tags()
+    ));
     seed_findings(ecr, &digest).await?;
 
     step("kubectl apply: ScanPolicy default (Enhanced, continuous scan of payments/*, at most 0 critical and 5 high)");
@@ -255,17 +268,24 @@ async fn scan_story(client: &Client, ecr: &aws_sdk_ecr::Client) -> anyhow::Resul
         .patch("default", &PatchParams::apply("demo").force(), &Patch::Apply(&manifest))
         .await?;
     let repositories: Api<EcrRepository> = Api::namespaced(client.clone(), NAMESPACE);
-    for _ in 0..120 {
+    for attempt in 0..120 {
         let object = repositories.get("payments-api").await?;
         let status = object.status.unwrap_or_default();
         if let (Some(compliant), Some(findings)) = (status.condition("ScanCompliant"), &status.findings)
             && compliant.status == "False"
         {
-            println!("  kubectl get ecrrepo: payments-api  Ready=True  Compliant={}", compliant.status);
+            println!(
+                "  kubectl get ecrrepo: payments-api  Ready=True  Compliant={}",
+                compliant.status
+            );
             println!("  {}: {}", compliant.reason, compliant.message);
             println!(
                 "  status.findings: critical {}, high {}, medium {} on {:?} ({})",
-                findings.critical, findings.high, findings.medium, findings.image_tags, findings.image_digest.clone().unwrap_or_default()
+                findings.critical,
+                findings.high,
+                findings.medium,
+                findings.image_tags,
+                findings.image_digest.clone().unwrap_or_default()
             );
             if let Some(scanning) = &status.scanning {
                 println!(
@@ -274,13 +294,18 @@ async fn scan_story(client: &Client, ecr: &aws_sdk_ecr::Client) -> anyhow::Resul
                     scanning.applied_filter.clone().unwrap_or_default()
                 );
             }
-            let summary = policies.get("default").await?.status.and_then(|s| s.summary);
-            if let Some(summary) = summary {
-                println!(
-                    "  ScanPolicy summary: {} repositories, {} non-compliant, {} critical",
-                    summary.repositories, summary.non_compliant, summary.critical
-                );
-            }
+            break;
+        }
+        anyhow::ensure!(attempt < 119, "payments-api never became non-compliant: {:?}", status);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for _ in 0..20 {
+        let summary = policies.get("default").await?.status.and_then(|s| s.summary);
+        if let Some(summary) = summary.filter(|s| s.non_compliant > 0) {
+            println!(
+                "  kubectl get ecrscan default: {} repositories, {} non-compliant, {} critical, {} high",
+                summary.repositories, summary.non_compliant, summary.critical, summary.high
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -310,7 +335,9 @@ async fn seed_findings(ecr: &aws_sdk_ecr::Client, digest: &str) -> anyhow::Resul
     let endpoint = std::env::var("AWS_ENDPOINT_URL")?;
     let address = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-west-1".into());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let body = serde_json::json!({"region": region, "results": [{
         "repositoryName": "payments/payments-api", "imageId": {"imageDigest": digest},
         "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
@@ -325,10 +352,17 @@ async fn seed_findings(ecr: &aws_sdk_ecr::Client, digest: &str) -> anyhow::Resul
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
-    anyhow::ensure!(response.contains(" 201 "), "the emulator refused the findings: {response}");
+    anyhow::ensure!(
+        response.contains(" 201 "),
+        "the emulator refused the findings: {response}"
+    );
     ecr.start_image_scan()
         .repository_name("payments/payments-api")
-        .image_id(aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build())
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(digest)
+                .build(),
+        )
         .send()
         .await?;
     Ok(())

@@ -257,7 +257,10 @@ async fn configuration_conflict_findings_thresholds_and_restore() {
     let taken_over = wait_policy(&policies, &second, "Applied", &operator).await;
     assert_eq!(
         registry_scanning(&ecr).await,
-        ("BASIC".to_owned(), vec![("SCAN_ON_PUSH".to_owned(), vec!["*".to_owned()])])
+        (
+            "BASIC".to_owned(),
+            vec![("SCAN_ON_PUSH".to_owned(), vec!["*".to_owned()])]
+        )
     );
     let recorded = taken_over.status.unwrap().previous.expect("recorded by the new winner");
     assert_eq!(
@@ -267,12 +270,19 @@ async fn configuration_conflict_findings_thresholds_and_restore() {
     );
 
     // the last one goes: the registry gets back exactly what it had before berth
-    policies.delete(&second, &DeleteParams::default()).await.expect("delete");
+    policies
+        .delete(&second, &DeleteParams::default())
+        .await
+        .expect("delete");
     let released = wait_for(TIMEOUT, || async {
         policies.get_opt(&second).await.ok()?.is_none().then_some(())
     })
     .await;
-    assert!(released.is_some(), "the ScanPolicy was not released\n{}", operator.log_text());
+    assert!(
+        released.is_some(),
+        "the ScanPolicy was not released\n{}",
+        operator.log_text()
+    );
     assert_eq!(registry_scanning(&ecr).await, before);
     let cleared = wait_for(TIMEOUT, || async {
         let status = s.repositories.get("app").await.ok()?.status?;

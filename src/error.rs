@@ -62,6 +62,16 @@ impl Error {
         }
     }
 
+    /// How the object's conditions report this failure: terminal ones stall (kstatus
+    /// `Stalled=True`), transient ones are retried (`Reconciling=True`).
+    pub fn progress(&self) -> crate::api::Progress {
+        if self.is_transient() {
+            crate::api::Progress::Retrying
+        } else {
+            crate::api::Progress::Stalled
+        }
+    }
+
     /// Whether retrying with backoff can succeed without the spec changing. Terminal errors are
     /// retried only at the resync interval, so that AWS is not hammered.
     pub fn is_transient(&self) -> bool {

@@ -338,6 +338,28 @@ async fn invalid_rules_are_refused_naming_the_field_with_zero_aws_calls() {
     let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(ready.status, "False");
     assert!(ready.message.contains("spec.rules"), "{}", ready.message);
+    // kstatus: a terminal failure stalls, so GitOps tools fail fast
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec")
+    );
     assert!(!s.events("bad", "InvalidSpec").await.is_empty());
     assert!(proxy.counts().is_empty(), "AWS was called: {:?}", proxy.counts());
+
+    // fixed: Ready, and Stalled is gone (it selects no repository that exists, so still no call)
+    let fixed = serde_json::json!({"spec": {"rules": [
+        {"priority": 1, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 5}, "action": {"type": "Expire"}},
+    ]}});
+    policies(&s)
+        .patch("bad", &PatchParams::default(), &Patch::Merge(fixed))
+        .await
+        .expect("fix the rules");
+    let ready = wait_policy(&s, "bad", "Applied", &operator).await;
+    let conditions = ready.status.unwrap().conditions;
+    assert_eq!(conditions.len(), 1, "only Ready is left: {conditions:?}");
 }

@@ -313,6 +313,15 @@ async fn invalid_specs_are_refused_without_aws_calls() {
     )
     .await;
     let invalid = wait_reason(&s.repositories, "reserved", "InvalidSpec", &operator).await;
+    let stalled = invalid
+        .status
+        .as_ref()
+        .and_then(|s| s.condition("Stalled"))
+        .expect("Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec")
+    );
     assert!(
         invalid
             .status

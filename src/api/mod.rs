@@ -9,7 +9,9 @@ mod repository;
 mod scan_policy;
 
 pub use access::*;
-pub use conditions::{ConditionStatus, Conditions, set_condition};
+pub use conditions::{
+    ConditionStatus, Conditions, Progress, READY, RECONCILING, STALLED, progress_conditions, set_condition,
+};
 pub use lifecycle_policy::*;
 pub use repository::*;
 pub use scan_policy::*;

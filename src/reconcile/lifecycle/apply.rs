@@ -15,8 +15,8 @@ use super::Lifecycles;
 use super::plan::{LifecycleChange, bounded_preview, has_errors, plan_policy, sorted_states};
 use super::select::{PolicyView, RepositoryView, assign};
 use crate::api::{
-    ConditionStatus, EcrRepository, LifecycleMode, LifecyclePolicy, LifecyclePolicyStatus, LifecyclePreview,
-    SelectedRepository, SelectionState, set_condition,
+    EcrRepository, LifecycleMode, LifecyclePolicy, LifecyclePolicyStatus, LifecyclePreview, Progress,
+    SelectedRepository, SelectionState, progress_conditions,
 };
 use crate::error::{Error, Result};
 use crate::images::RepositoryRef;
@@ -33,7 +33,6 @@ pub const FIELD_MANAGER: &str = "berth";
 pub const REPOSITORY_FIELD_MANAGER: &str = "berth-lifecycle";
 /// The inventory consumer name: a governed repository's images stay in memory for previews.
 pub const IMAGES_CONSUMER: &str = "lifecycle";
-const READY: &str = "Ready";
 
 /// The validated rules and their rendering, or `InvalidSpec` naming the field.
 fn desired_text(policy: &LifecyclePolicy) -> Result<(Vec<lifecycle::Rule>, String)> {
@@ -155,20 +154,16 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
     let (preview, totals) = bounded_preview(previews);
     runtime.metrics.set_lifecycle_expiring(&id.key, totals.expire);
     let (status, reason, message) = if let Some(error) = &first_error {
-        (
-            ConditionStatus::False,
-            error.reason(),
-            summary_of_errors(&states, error),
-        )
+        (error.progress(), error.reason(), summary_of_errors(&states, error))
     } else if has_errors(&states) {
         (
-            ConditionStatus::False,
+            Progress::Retrying,
             "RepositoryNotReady",
             "some selected repositories are not created yet".to_owned(),
         )
     } else {
         (
-            ConditionStatus::True,
+            Progress::Ready,
             if enforce { "Applied" } else { "Previewed" },
             summary(&states, enforce),
         )
@@ -176,26 +171,25 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
     let new_status = LifecyclePolicyStatus {
         observed_generation: policy.metadata.generation,
         selected: Some((assignment.governed.len() + assignment.conflicts.len()) as i64),
-        conditions: vec![set_condition(
+        conditions: progress_conditions(
             policy
                 .status
                 .as_ref()
                 .map(|s| s.conditions.as_slice())
                 .unwrap_or_default(),
-            READY,
             status,
             reason,
             &message,
             policy.metadata.generation,
             now(),
-        )],
+        ),
         repositories: states,
         preview,
         preview_totals: Some(totals),
     };
     runtime
         .metrics
-        .set_ready(KIND, id.key.clone(), status == ConditionStatus::True);
+        .set_ready(KIND, id.key.clone(), status == Progress::Ready);
     write_status(policy, runtime, &new_status).await?;
     // the finalizer stays while the rules are (or were, until this pass) in force somewhere
     let in_force = enforce && !assignment.governed.is_empty();
@@ -427,16 +421,14 @@ async fn write_status(policy: &LifecyclePolicy, runtime: &Runtime, status: &Life
 /// A whole-object failure: Ready=False with the error, the rest of the status kept.
 pub async fn write_failure(policy: &LifecyclePolicy, runtime: &Runtime, error: &Error) {
     let mut status = policy.status.clone().unwrap_or_default();
-    let condition = set_condition(
+    status.conditions = progress_conditions(
         &status.conditions,
-        READY,
-        ConditionStatus::False,
+        error.progress(),
         error.reason(),
         &error.to_string(),
         policy.metadata.generation,
         now(),
     );
-    status.conditions = vec![condition];
     status.observed_generation = policy.metadata.generation;
     runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, false);
     if let Err(status_error) = write_status(policy, runtime, &status).await {

@@ -246,6 +246,7 @@ pub async fn write_failure(repository: &EcrRepository, runtime: &Runtime, error:
     let outcome = Outcome::Failed {
         reason: error.reason(),
         message: error.to_string(),
+        progress: error.progress(),
     };
     if let Err(status_error) = write_status(repository, runtime, outcome).await {
         tracing::warn!(error = %status_error, "could not write the failure to status");

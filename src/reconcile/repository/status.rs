@@ -3,10 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{ConditionStatus, EcrRepositoryStatus, set_condition};
+use crate::api::{EcrRepositoryStatus, Progress, READY, RECONCILING, STALLED, progress_conditions};
 use crate::aws::ObservedRepository;
-
-pub const READY: &str = "Ready";
 
 /// The outcome of one reconcile, as the Ready condition reports it.
 pub enum Outcome<'a> {
@@ -17,6 +15,8 @@ pub enum Outcome<'a> {
     Failed {
         reason: &'a str,
         message: String,
+        /// Stalled (terminal) or Retrying (transient).
+        progress: Progress,
     },
 }
 
@@ -29,15 +29,14 @@ pub fn repository_status(
     now: Time,
 ) -> EcrRepositoryStatus {
     let previous_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let (condition, uri, arn, registry_id, push_role_arn) = match outcome {
+    let (conditions, uri, arn, registry_id, push_role_arn) = match outcome {
         Outcome::Synced {
             repository,
             push_role_arn,
         } => (
-            set_condition(
+            progress_conditions(
                 previous_conditions,
-                READY,
-                ConditionStatus::True,
+                Progress::Ready,
                 "Synced",
                 &format!("repository {} is in sync", repository.name),
                 generation,
@@ -48,16 +47,12 @@ pub fn repository_status(
             Some(repository.registry_id.clone()),
             push_role_arn,
         ),
-        Outcome::Failed { reason, message } => (
-            set_condition(
-                previous_conditions,
-                READY,
-                ConditionStatus::False,
-                reason,
-                &message,
-                generation,
-                now,
-            ),
+        Outcome::Failed {
+            reason,
+            message,
+            progress,
+        } => (
+            progress_conditions(previous_conditions, progress, reason, &message, generation, now),
             previous.and_then(|s| s.repository_uri.clone()),
             previous.and_then(|s| s.repository_arn.clone()),
             previous.and_then(|s| s.registry_id.clone()),
@@ -66,7 +61,7 @@ pub fn repository_status(
     };
     EcrRepositoryStatus {
         observed_generation: generation,
-        conditions: vec![condition],
+        conditions,
         repository_uri: uri,
         repository_arn: arn,
         registry_id,
@@ -88,5 +83,7 @@ pub fn needs_write(current: Option<&EcrRepositoryStatus>, desired: &EcrRepositor
         || current.repository_arn != desired.repository_arn
         || current.registry_id != desired.registry_id
         || current.push_role_arn != desired.push_role_arn
-        || current.condition(READY) != desired.condition(READY)
+        || [READY, STALLED, RECONCILING]
+            .iter()
+            .any(|type_| current.condition(type_) != desired.condition(type_))
 }

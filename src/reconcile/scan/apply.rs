@@ -12,7 +12,7 @@ use serde_json::json;
 use super::findings::{self, IMAGES_CONSUMER, ScanRecord};
 use super::mapping::{config_of, frequency_name, recorded, registry_scanning, restored};
 use super::{RegionRules, ScanChange, ScanTarget, Scans};
-use crate::api::{ConditionStatus, EcrRepository, ScanPolicy, ScanPolicyStatus, ScanningStatus, set_condition};
+use crate::api::{EcrRepository, Progress, ScanPolicy, ScanPolicyStatus, ScanningStatus, progress_conditions};
 use crate::aws::RegistryScanFrequency;
 use crate::error::{Error, Result};
 use crate::images::RepositoryRef;
@@ -25,7 +25,6 @@ pub const KIND: &str = "ScanPolicy";
 /// Present while berth has written the registry configuration and must restore it.
 pub const FINALIZER: &str = "ecr.berth.dev/scan-restore";
 const FIELD_MANAGER: &str = "berth";
-const READY: &str = "Ready";
 
 fn desired(policy: &ScanPolicy, scans: &Scans) -> Result<DesiredScanning> {
     let desired = scan::desired_scanning(&policy.spec, &scans.default_region).map_err(|e| Error::InvalidSpec(e.0))?;
@@ -73,7 +72,8 @@ pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Res
             winner.name_any(),
             desired.region
         );
-        let status = status_with(policy, ConditionStatus::False, "Conflict", &message);
+        // another policy governs: nothing to do until one of them changes
+        let status = status_with(policy, Progress::Stalled, "Conflict", &message);
         write_status(policy, runtime, &status).await?;
         runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, false);
         return Ok(Action::await_change());
@@ -140,7 +140,7 @@ pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Res
     let (summary, non_compliant) = summarize(scans, &covered, desired.findings.as_ref());
     let mut status = status_with(
         policy,
-        ConditionStatus::True,
+        Progress::Ready,
         "Applied",
         &format!("registry scanning configuration of {} is in sync", desired.region),
     );
@@ -331,19 +331,18 @@ pub async fn cleanup(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> R
     Ok(Action::await_change())
 }
 
-fn status_with(policy: &ScanPolicy, status: ConditionStatus, reason: &str, message: &str) -> ScanPolicyStatus {
+fn status_with(policy: &ScanPolicy, progress: Progress, reason: &str, message: &str) -> ScanPolicyStatus {
     let previous = policy.status.clone().unwrap_or_default();
     ScanPolicyStatus {
         observed_generation: policy.metadata.generation,
-        conditions: vec![set_condition(
+        conditions: progress_conditions(
             &previous.conditions,
-            READY,
-            status,
+            progress,
             reason,
             message,
             policy.metadata.generation,
             now(),
-        )],
+        ),
         ..previous
     }
 }
@@ -364,7 +363,7 @@ async fn write_status(policy: &ScanPolicy, runtime: &Runtime, status: &ScanPolic
 }
 
 pub async fn write_failure(policy: &ScanPolicy, runtime: &Runtime, error: &Error) {
-    let status = status_with(policy, ConditionStatus::False, error.reason(), &error.to_string());
+    let status = status_with(policy, error.progress(), error.reason(), &error.to_string());
     runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, false);
     if let Err(status_error) = write_status(policy, runtime, &status).await {
         tracing::warn!(error = %status_error, "could not write the failure to status");

@@ -72,6 +72,12 @@ impl Error {
         }
     }
 
+    /// A Kubernetes 409 (the object changed since it was read): retried at once from the newer
+    /// object, without a failure status or Warning Event, since nothing is wrong.
+    pub fn is_silent_retry(&self) -> bool {
+        matches!(self, Error::Kube(kube::Error::Api(status)) if status.code == 409)
+    }
+
     /// Whether retrying with backoff can succeed without the spec changing. Terminal errors are
     /// retried only at the resync interval, so that AWS is not hammered.
     pub fn is_transient(&self) -> bool {
@@ -89,6 +95,60 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 mod tests {
     use super::*;
     use crate::aws::AwsErrorKind;
+
+    fn aws(kind: AwsErrorKind) -> Error {
+        Error::Aws(AwsError {
+            operation: "Op",
+            kind,
+            code: "Code".into(),
+            message: "AWS's own words".into(),
+        })
+    }
+
+    fn kube_status(code: u16) -> Error {
+        Error::Kube(kube::Error::Api(
+            kube::core::Status::failure("changed", "Conflict")
+                .with_code(code)
+                .boxed(),
+        ))
+    }
+
+    /// The one table of error classes: retried with backoff, terminal (Stalled) until the spec
+    /// or the configuration changes, or retried silently.
+    #[test]
+    fn every_error_has_one_class() {
+        use crate::api::Progress::{Retrying, Stalled};
+        let table = [
+            (Error::InvalidSpec("spec.tags".into()), Stalled, "InvalidSpec", false),
+            (Error::AdoptionRequired("x".into()), Stalled, "AdoptionRequired", false),
+            (Error::OwnedByOther("x".into()), Stalled, "OwnedByOther", false),
+            (Error::DeletionBlocked("x".into()), Stalled, "DeletionBlocked", false),
+            (
+                Error::Configuration("x".into()),
+                Stalled,
+                "OperatorConfiguration",
+                false,
+            ),
+            (aws(AwsErrorKind::AccessDenied), Stalled, "AwsAccessDenied", false),
+            (aws(AwsErrorKind::ClientError), Stalled, "AwsError", false),
+            (aws(AwsErrorKind::Configuration), Stalled, "AwsConfiguration", false),
+            (aws(AwsErrorKind::Throttled), Retrying, "AwsThrottled", false),
+            (aws(AwsErrorKind::ServerError), Retrying, "AwsServerError", false),
+            (aws(AwsErrorKind::Timeout), Retrying, "AwsTimeout", false),
+            (aws(AwsErrorKind::Unreachable), Retrying, "AwsUnreachable", false),
+            (aws(AwsErrorKind::Conflict), Retrying, "AwsConflict", false),
+            (aws(AwsErrorKind::NotFound), Retrying, "AwsNotFound", false),
+            (kube_status(500), Retrying, "KubernetesError", false),
+            (kube_status(409), Retrying, "KubernetesError", true),
+        ];
+        for (error, progress, reason, silent) in table {
+            assert_eq!(error.progress(), progress, "{error:?}");
+            assert_eq!(error.reason(), reason, "{error:?}");
+            assert_eq!(error.is_silent_retry(), silent, "{error:?}");
+        }
+        // AWS's own message reaches the condition and the Event verbatim
+        assert!(aws(AwsErrorKind::AccessDenied).to_string().contains("AWS's own words"));
+    }
 
     #[test]
     fn warnings_name_the_failed_operation() {

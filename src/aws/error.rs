@@ -15,13 +15,20 @@ pub enum AwsErrorKind {
     Conflict,
     /// A 4xx the request itself caused: validation, limits, conflicts.
     ClientError,
+    /// No response: the connection could not be made or broke (DNS, TLS, refused, reset).
+    Unreachable,
+    /// The request could not even be built or sent as configured (no credentials, no region,
+    /// an invalid endpoint): nothing will change until the operator's setup does.
+    Configuration,
 }
 
 impl AwsErrorKind {
+    /// Whether retrying with backoff can succeed as things are. NotFound is: something that
+    /// vanished between observing and writing is observed again (and recreated or forgotten).
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            Self::Throttled | Self::ServerError | Self::Timeout | Self::Conflict
+            Self::Throttled | Self::ServerError | Self::Timeout | Self::Conflict | Self::NotFound | Self::Unreachable
         )
     }
 
@@ -34,6 +41,8 @@ impl AwsErrorKind {
             Self::NotFound => "AwsNotFound",
             Self::Conflict => "AwsConflict",
             Self::ClientError => "AwsError",
+            Self::Unreachable => "AwsUnreachable",
+            Self::Configuration => "AwsConfiguration",
         }
     }
 
@@ -46,6 +55,8 @@ impl AwsErrorKind {
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::ClientError => "client_error",
+            Self::Unreachable => "unreachable",
+            Self::Configuration => "configuration",
         }
     }
 }
@@ -69,15 +80,24 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let (status, timeout) = match &error {
-            SdkError::TimeoutError(_) => (None, true),
-            SdkError::DispatchFailure(failure) => (None, failure.is_timeout() || failure.is_io()),
-            SdkError::ResponseError(failure) => (Some(failure.raw().status().as_u16()), false),
-            SdkError::ServiceError(failure) => (Some(failure.raw().status().as_u16()), false),
-            _ => (None, false),
-        };
         let code = error.code().map(str::to_owned);
-        let kind = classify_outcome(status, code.as_deref(), timeout);
+        let kind = match &error {
+            SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => AwsErrorKind::Timeout,
+            // the network failed: worth retrying
+            SdkError::DispatchFailure(failure) if failure.is_io() => AwsErrorKind::Unreachable,
+            // not a network failure: the request could not be sent as configured (the SDK
+            // reports missing credentials and endpoint errors this way)
+            SdkError::DispatchFailure(_) => AwsErrorKind::Configuration,
+            SdkError::ResponseError(failure) => {
+                classify_outcome(Some(failure.raw().status().as_u16()), code.as_deref(), false)
+            }
+            SdkError::ServiceError(failure) => {
+                classify_outcome(Some(failure.raw().status().as_u16()), code.as_deref(), false)
+            }
+            // not even sent: no credentials, no region, a request that cannot be built
+            _ => AwsErrorKind::Configuration,
+        };
         let message = error
             .message()
             .map(str::to_owned)
@@ -190,7 +210,50 @@ mod tests {
         );
         assert!(Conflict.is_transient());
         assert!(Throttled.is_transient() && ServerError.is_transient() && Timeout.is_transient());
-        assert!(!AccessDenied.is_transient() && !ClientError.is_transient() && !NotFound.is_transient());
+        assert!(!AccessDenied.is_transient() && !ClientError.is_transient());
+        // gone between observing and writing: observe again
+        assert!(NotFound.is_transient());
+    }
+
+    #[test]
+    fn failures_without_a_response_say_what_is_wrong() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        type Sdk = SdkError<aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError, HttpResponse>;
+        let classify = |error: Sdk| AwsError::from_sdk("DescribeRepositories", error);
+
+        let unbuildable = classify(SdkError::construction_failure("a required field is missing"));
+        assert_eq!(unbuildable.kind, AwsErrorKind::Configuration);
+        // identity resolution fails before transmit: the SDK reports it as an `other` dispatch failure
+        let no_credentials = classify(SdkError::dispatch_failure(ConnectorError::other(
+            "no credentials in the chain".into(),
+            None,
+        )));
+        assert_eq!(no_credentials.kind, AwsErrorKind::Configuration);
+        assert!(!no_credentials.kind.is_transient());
+        assert!(
+            no_credentials.message.contains("no credentials"),
+            "{}",
+            no_credentials.message
+        );
+
+        let refused = classify(SdkError::dispatch_failure(ConnectorError::io(
+            "connection refused".into(),
+        )));
+        assert_eq!(refused.kind, AwsErrorKind::Unreachable);
+        assert!(refused.kind.is_transient());
+        assert!(refused.message.contains("connection refused"), "{}", refused.message);
+
+        let bad_endpoint = classify(SdkError::dispatch_failure(ConnectorError::user("invalid URI".into())));
+        assert_eq!(bad_endpoint.kind, AwsErrorKind::Configuration);
+
+        let slow = classify(SdkError::dispatch_failure(ConnectorError::timeout(
+            "read timed out".into(),
+        )));
+        assert_eq!(slow.kind, AwsErrorKind::Timeout);
+
+        let response = HttpResponse::new(503.try_into().unwrap(), aws_smithy_types::body::SdkBody::empty());
+        let garbled = classify(SdkError::response_error("unparsable body", response));
+        assert_eq!(garbled.kind, AwsErrorKind::ServerError);
     }
 
     fn error(code: &str) -> AwsError {

@@ -23,7 +23,7 @@ pub fn attempt_outcome(status: Option<u16>, error_code: Option<&str>, timed_out:
     match classify_outcome(status, error_code, timed_out) {
         AwsErrorKind::Throttled => "throttled",
         AwsErrorKind::ServerError => "server_error",
-        AwsErrorKind::Timeout => "timeout",
+        AwsErrorKind::Timeout | AwsErrorKind::Unreachable | AwsErrorKind::Configuration => "timeout",
         AwsErrorKind::AccessDenied | AwsErrorKind::NotFound | AwsErrorKind::Conflict | AwsErrorKind::ClientError => {
             "client_error"
         }

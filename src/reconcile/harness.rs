@@ -106,7 +106,9 @@ pub async fn reconcile<R: Reconciler>(object: Arc<R::Object>, kind: Arc<Kind<R>>
         } else {
             kind.reconciler.apply(&object, runtime).await
         };
-        if let Err(error) = &result {
+        if let Err(error) = &result
+            && !error.is_silent_retry()
+        {
             runtime.forget_synced(&kind.id(&object));
             kind.reconciler.write_failure(&object, runtime, error).await;
             let note = error.to_string();

@@ -172,6 +172,10 @@ impl Runtime {
     /// Jittered exponential backoff for transient errors; terminal errors wait for the resync
     /// (or a spec change), so that a permission or validation error does not hammer AWS.
     pub fn retry_after(&self, id: ObjectId, error: &Error) -> Duration {
+        if error.is_silent_retry() {
+            // the object changed under us: read it again soon, without counting a failure
+            return Duration::from_millis(rand::random_range(200..1000));
+        }
         if !error.is_transient() {
             self.failures.lock().expect("failure lock").remove(&id);
             return match error {

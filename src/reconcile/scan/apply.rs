@@ -40,22 +40,41 @@ fn desired(policy: &ScanPolicy, scans: &Scans) -> Result<DesiredScanning> {
     Ok(desired)
 }
 
-/// The oldest valid, not-deleting policy of `region` (creation time, then name).
-async fn winner(runtime: &Runtime, scans: &Scans, region: &str) -> Result<Option<ScanPolicy>> {
+/// Who governs `region`: the oldest valid, not-deleting policy (creation time, then name), or
+/// `Handover` while a policy that governed it is still putting back what it recorded (the next
+/// one must record what is there after that).
+enum Governor {
+    /// The governing policy's name, if any policy governs the region.
+    Policy(Option<String>),
+    Handover,
+}
+
+async fn winner(runtime: &Runtime, scans: &Scans, region: &str) -> Result<Governor> {
     let policies = Api::<ScanPolicy>::all(runtime.client.clone())
         .list(&ListParams::default())
         .await?;
-    Ok(policies
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| desired(p, scans).is_ok_and(|d| d.region == region))
-        .min_by_key(|p| {
-            (
-                p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
-                p.name_any(),
-            )
-        }))
+    let restoring = policies.items.iter().any(|p| {
+        p.metadata.deletion_timestamp.is_some()
+            && p.finalizers().iter().any(|f| f == FINALIZER)
+            && p.status.as_ref().and_then(|s| s.region.as_deref()) == Some(region)
+    });
+    if restoring {
+        return Ok(Governor::Handover);
+    }
+    Ok(Governor::Policy(
+        policies
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| desired(p, scans).is_ok_and(|d| d.region == region))
+            .min_by_key(|p| {
+                (
+                    p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+                    p.name_any(),
+                )
+            })
+            .map(|p| p.name_any()),
+    ))
 }
 
 fn api(runtime: &Runtime) -> Api<ScanPolicy> {
@@ -65,12 +84,15 @@ fn api(runtime: &Runtime) -> Api<ScanPolicy> {
 pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Result<Action> {
     let desired = desired(policy, scans)?;
     let name = policy.name_any();
-    let winner = winner(runtime, scans, &desired.region).await?;
-    if let Some(winner) = winner.filter(|w| w.name_any() != name) {
+    let winner = match winner(runtime, scans, &desired.region).await? {
+        Governor::Policy(winner) => winner,
+        // the leaving policy triggers every policy when it is done
+        Governor::Handover => return Ok(Action::requeue(std::time::Duration::from_secs(2))),
+    };
+    if let Some(winner) = winner.filter(|w| *w != name) {
         let message = format!(
             "the older ScanPolicy {} governs the scanning configuration of {}; this one is not applied",
-            winner.name_any(),
-            desired.region
+            winner, desired.region
         );
         // another policy governs: nothing to do until one of them changes
         let status = status_with(policy, Progress::Stalled, "Conflict", &message);

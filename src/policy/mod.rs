@@ -2,6 +2,7 @@
 //! Kubernetes or AWS SDK types: everything here is unit-tested without a server.
 
 mod compare;
+mod public;
 mod render;
 
 pub use compare::{canonical, equivalent, parse_policy};

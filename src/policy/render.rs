@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::public::public_reason;
+
 pub const PULL_ACTIONS: [&str; 3] = [
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
@@ -115,18 +117,6 @@ fn grant_statements(level: &str, principals: &[Principal], push: bool) -> Vec<Va
     statements
 }
 
-/// Whether a statement allows everyone with no condition.
-fn is_public(statement: &Value) -> bool {
-    let everyone = |principal: &Value| match principal {
-        Value::String(s) => s == "*",
-        Value::Array(items) => items.iter().any(|i| i == "*"),
-        _ => false,
-    };
-    let principal = &statement["Principal"];
-    let public_principal = everyone(principal) || principal.as_object().is_some_and(|p| p.values().any(everyone));
-    statement["Effect"] == "Allow" && public_principal && statement.get("Condition").is_none_or(|c| c.is_null())
-}
-
 /// Renders the repository policy, or None when there is nothing to grant. `push_role_arn` is
 /// berth's GitHub Actions push role, granted push. Refuses public access unless allowed, and
 /// anything over ECR's size limit, before any call.
@@ -153,13 +143,18 @@ pub fn repository_policy(
         }
         statements.push(statement.clone());
     }
-    if !allow_public && let Some(index) = statements.iter().position(is_public) {
+    if !allow_public
+        && let Some((index, reason)) = statements
+            .iter()
+            .enumerate()
+            .find_map(|(index, statement)| public_reason(statement).map(|reason| (index, reason)))
+    {
         let field = match index.checked_sub(statements.len() - access.extra_statements.len()) {
             Some(extra) => format!("spec.extraPolicyStatements[{extra}]"),
             None => "spec.access".to_owned(),
         };
         return Err(RenderError(format!(
-            "{field} grants access to everyone (principal *) without a condition; the operator refuses public repositories unless it runs with --allow-public-access"
+            "{field} grants access to everyone: it {reason}; the operator refuses public repositories unless it runs with --allow-public-access"
         )));
     }
     let document = json!({"Version": "2012-10-17", "Statement": statements});

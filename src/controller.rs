@@ -46,6 +46,7 @@ struct Kinds {
 /// The cluster id written into ownership tags: the flag, else the kube-system namespace's UID.
 async fn cluster_id(client: &Client, flag: Option<String>) -> anyhow::Result<String> {
     if let Some(id) = flag {
+        crate::reconcile::ownership::check_cluster_id(&id).map_err(|e| anyhow::anyhow!("--cluster-id: {e}"))?;
         return Ok(id);
     }
     let namespace = Api::<Namespace>::all(client.clone())

@@ -58,7 +58,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
     s.create("api", json!({"repositoryName": name, "access": access})).await;
     let ready = wait_reason(&s.repositories, "api", "Synced", &operator).await;
     let status = ready.status.unwrap();
-    let role_name = format!("{}-api-push", s.namespace);
+    let role_name = policy::push_role_name(&s.namespace, "api");
     let role_arn = format!("arn:aws:iam::123456789012:role/berth/{role_name}");
     assert_eq!(status.push_role_arn.as_deref(), Some(role_arn.as_str()));
 
@@ -305,7 +305,7 @@ async fn a_role_iam_has_not_propagated_is_retried_and_delete_takes_the_role() {
         "the refusal was not reported as terminal: {text}"
     );
 
-    let role_name = format!("{}-ci-push", s.namespace);
+    let role_name = policy::push_role_name(&s.namespace, "ci");
     let created = role(&iam, &role_name).await.expect("push role");
     assert_eq!(ready.status.unwrap().push_role_arn.as_deref(), Some(created.arn()));
     let trust = policy::parse_policy(created.assume_role_policy_document().unwrap()).unwrap();
@@ -368,7 +368,7 @@ async fn the_provider_flag_is_used_as_given() {
     });
     s.create("flag", spec).await;
     wait_reason(&s.repositories, "flag", "Synced", &operator).await;
-    let created = role(&iam(&s).await, &format!("{}-flag-push", s.namespace))
+    let created = role(&iam(&s).await, &policy::push_role_name(&s.namespace, "flag"))
         .await
         .expect("push role");
     let trust = policy::parse_policy(created.assume_role_policy_document().unwrap()).unwrap();
@@ -409,7 +409,7 @@ async fn lost_answers_to_creates_create_nothing_twice() {
         .await
         .unwrap();
     assert_eq!(repositories.repositories().len(), 1);
-    let role_name = format!("{}-retry-push", s.namespace);
+    let role_name = policy::push_role_name(&s.namespace, "retry");
     let created = role(&iam(&s).await, &role_name).await.expect("push role");
     assert_eq!(ready.status.unwrap().push_role_arn.as_deref(), Some(created.arn()));
     let inline = iam(&s)

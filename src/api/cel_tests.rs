@@ -559,7 +559,7 @@ fn repository_printer_columns_and_tag_values() {
     let crd = serde_json::to_value(crd).unwrap();
     let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
     let tags = &root["spec"]["properties"]["tags"];
-    assert_eq!(tags["maxProperties"].as_u64(), Some(50));
+    assert_eq!(tags["maxProperties"].as_u64(), Some(48));
     assert_eq!(tags["additionalProperties"]["maxLength"].as_u64(), Some(256));
     let findings = &root["status"]["properties"]["findings"]["properties"];
     assert_eq!(findings["imageTags"]["maxItems"].as_u64(), Some(10));

@@ -21,7 +21,8 @@ pub const MUTABILITY_EXCLUSION_PATTERN: &str = r"^[0-9a-zA-Z._*-]{1,128}$";
 pub const RESERVED_TAG_PREFIX: &str = "berth.dev/";
 
 pub const MAX_MUTABILITY_EXCLUSIONS: usize = 5;
-pub const MAX_USER_TAGS: usize = 50;
+/// ECR allows 50 tags per repository (IAM 50 per role) and berth adds its two ownership tags.
+pub const MAX_USER_TAGS: usize = 48;
 /// AWS's bound on a tag value.
 pub const MAX_TAG_VALUE_LENGTH: usize = 256;
 /// Image tags listed with the findings of an image.
@@ -97,7 +98,9 @@ pub struct EcrRepositorySpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.encryption is immutable: it is set at creation only"))]
     pub encryption: Encryption,
 
-    /// User tags on the repository (at most 50). Keys starting with `aws:` or `berth.dev/` are reserved.
+    /// User tags on the repository (at most 48: ECR allows 50 and berth adds two ownership
+    /// tags). Keys 1-128 and values up to 256 characters of letters, digits, spaces and
+    /// `_ . : / = + - @`. Keys starting with `aws:` or `berth.dev/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     // `inner(...)` does not reach a map's values; the value schema is spelled out instead
     #[schemars(extend(

@@ -8,6 +8,7 @@ mod image;
 mod interceptor;
 mod observer;
 mod scan;
+mod tags;
 
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AbsentAsNone, AwsError, AwsErrorKind, classify_outcome};
@@ -18,6 +19,9 @@ pub use observer::RepositoryObserver;
 pub use scan::{
     ImageFindings, RegistryScanFrequency, RegistryScanRule, RegistryScanType, RegistryScanning, RepositoryScanning,
     SeverityCounts,
+};
+pub use tags::{
+    MAX_TAG_KEY_LENGTH, MAX_TAG_VALUE_LENGTH, MAX_TAGS_PER_RESOURCE, TAG_CHARACTERS_PATTERN, TagService, check_tag,
 };
 
 use crate::telemetry::AwsMetrics;

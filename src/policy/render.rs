@@ -258,12 +258,29 @@ pub fn is_berth_policy(document: &Value) -> bool {
         .any(|s| s["Sid"].as_str().is_some_and(|sid| sid.starts_with(SID_PREFIX)))
 }
 
-/// The push role's name: `<namespace>-<name>-push`, cut to IAM's 64 characters with a short
-/// hash of the full name when longer, so that it stays unique and deterministic.
+/// The push role's name: `<namespace>-<name>-<hash>-push`, `<hash>` being 8 hex digits of a
+/// hash of `<namespace>/<name>`, so that objects whose names join alike (`a-b`/`c`, `a`/`b-c`)
+/// get distinct roles. `<namespace>-<name>` is cut to fit IAM's 64 characters; characters
+/// outside IAM's set `[\w+=,.@-]` (none in Kubernetes names) become `-`. Deterministic.
+/// (Before, the name was `<namespace>-<name>-push`; the reconciler moves such roles over.)
 pub fn push_role_name(namespace: &str, name: &str) -> String {
-    crate::naming::shorten(&format!("{namespace}-{name}-push"), 64, |hash| {
-        format!("-{:08x}-push", hash as u32)
-    })
+    /// IAM's bound on a role name.
+    const MAX_ROLE_NAME_LENGTH: usize = 64;
+    let hash = crate::naming::fnv1a(format!("{namespace}/{name}").as_bytes()) as u32;
+    let suffix = format!("-{hash:08x}-push");
+    let base: String = format!("{namespace}-{name}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    // all ASCII now: bytes are characters
+    let base = crate::naming::cut(&base, MAX_ROLE_NAME_LENGTH - suffix.len()).trim_end_matches('-');
+    format!("{base}{suffix}")
 }
 
 #[cfg(test)]

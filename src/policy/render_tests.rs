@@ -204,11 +204,74 @@ fn inline_policy_scopes_push_to_one_repository() {
 
 #[test]
 fn role_names_are_deterministic_and_fit_iam() {
-    assert_eq!(push_role_name("payments", "payments-api"), "payments-payments-api-push");
+    assert_eq!(
+        push_role_name("payments", "payments-api"),
+        "payments-payments-api-817d69d9-push"
+    );
+    // names that join alike get distinct roles
+    assert_eq!(push_role_name("a-b", "c"), "a-b-c-31d7f645-push");
+    assert_eq!(push_role_name("a", "b-c"), "a-b-c-4331d2a5-push");
     let long = push_role_name(&"n".repeat(63), &"r".repeat(200));
     assert_eq!(long.len(), 64);
     assert!(long.ends_with("-push"));
     assert_eq!(long, push_role_name(&"n".repeat(63), &"r".repeat(200)));
     assert_ne!(long, push_role_name(&"n".repeat(63), &"r".repeat(199)));
-    assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
+    assert!(long.chars().all(is_role_name_character));
+    // a cut never leaves a doubled separator before the hash
+    let cut = push_role_name(&"n".repeat(49), "r");
+    assert!(cut.len() <= 64 && !cut.contains("--"), "{cut}");
+    assert!(push_role_name("ns", "x/y é").chars().all(is_role_name_character));
+}
+
+fn is_role_name_character(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
+}
+
+/// A Kubernetes namespace: a DNS label.
+const NAMESPACE: &str = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
+/// An object name: a DNS subdomain (up to 253 characters), short ones more often.
+const NAME: &str = "[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?";
+const SHORT_NAME: &str = "[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?";
+
+mod role_name_properties {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn pair() -> impl Strategy<Value = (String, String)> {
+        prop_oneof![(NAMESPACE, NAME), (SHORT_NAME, SHORT_NAME), (NAMESPACE, SHORT_NAME),]
+    }
+
+    proptest! {
+        #[test]
+        fn role_names_fit_iam_and_are_deterministic((namespace, name) in pair()) {
+            let role = push_role_name(&namespace, &name);
+            prop_assert!(role.len() <= 64, "{} is {} long", role, role.len());
+            prop_assert!(role.chars().all(is_role_name_character), "{}", role);
+            prop_assert!(role.ends_with("-push"));
+            prop_assert_eq!(&role, &push_role_name(&namespace, &name));
+        }
+
+        #[test]
+        fn distinct_objects_get_distinct_roles(pairs in prop::collection::btree_set(pair(), 1..40)) {
+            let mut seen = BTreeMap::new();
+            for (namespace, name) in &pairs {
+                if let Some(other) = seen.insert(push_role_name(namespace, name), (namespace, name)) {
+                    prop_assert!(false, "{:?} and {:?} share a role", other, (namespace, name));
+                }
+            }
+        }
+
+        #[test]
+        fn names_that_join_alike_get_distinct_roles(a in SHORT_NAME, b in SHORT_NAME, c in SHORT_NAME) {
+            let roles: BTreeSet<String> = [
+                push_role_name(&format!("{a}-{b}"), &c),
+                push_role_name(&a, &format!("{b}-{c}")),
+            ]
+            .into();
+            prop_assert_eq!(roles.len(), 2);
+        }
+    }
 }

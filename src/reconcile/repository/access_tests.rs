@@ -40,7 +40,7 @@ fn grants_become_principals_and_pushers() {
         [Principal::Arn("arn:aws:iam::111122223333:role/legacy-ci".into())]
     );
     assert_eq!(desired.pushers.len(), 1);
-    assert_eq!(desired.role_name.as_deref(), Some("payments-api-push"));
+    assert_eq!(desired.role_name.as_deref(), Some("payments-api-eb946ad9-push"));
     assert!(desired.manages_policy());
 
     let none = desired_access(&EcrRepositorySpec::default(), "payments", "api", &settings()).unwrap();
@@ -115,7 +115,7 @@ fn the_repository_policy_is_compared_semantically() {
 
 fn desired_role() -> DesiredRole {
     DesiredRole {
-        name: "payments-api-push".into(),
+        name: "payments-api-eb946ad9-push".into(),
         path: "/berth/".into(),
         permissions_boundary: Some("arn:aws:iam::123456789012:policy/boundary".into()),
         trust_policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity"}]}),
@@ -175,7 +175,22 @@ fn role_plans() {
     );
 
     match plan_role(&desired, Some(&observed_role("c2/payments/api")), "c1/payments/api") {
-        Err(Error::OwnedByOther(message)) => assert!(message.contains("payments-api-push"), "{message}"),
+        Err(Error::OwnedByOther(message)) => assert!(message.contains("payments-api-eb946ad9-push"), "{message}"),
         other => panic!("expected OwnedByOther, got {other:?}"),
+    }
+    // a role of the desired name that another object of this cluster owns, or nobody, is
+    // never taken over
+    for owner in ["c1/payments-api/x", ""] {
+        let mut other = observed_role(owner);
+        if owner.is_empty() {
+            other.role.tags.clear();
+        }
+        assert!(
+            matches!(
+                plan_role(&desired, Some(&other), "c1/payments/api"),
+                Err(Error::OwnedByOther(_))
+            ),
+            "owner {owner:?}"
+        );
     }
 }

@@ -107,12 +107,11 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
         }
     }
 
-    // phase 4: a push role no longer declared goes, now that the policy no longer names it
-    if desired.access.role_name.is_none()
-        && let Some(old_arn) = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref())
-    {
-        let name = observe::role_name_of(old_arn).to_owned();
-        executor.run(&[RepositoryChange::DeleteRole(name)]).await?;
+    // phase 4: a recorded push role that is no longer the declared one goes (no role declared,
+    // or one under an older naming scheme), now that the policy no longer names it
+    let recorded = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref());
+    if let Some(name) = retired_role(recorded, desired.access.role_name.as_deref()) {
+        executor.run(&[RepositoryChange::DeleteRole(name.to_owned())]).await?;
     }
 
     write_status(
@@ -134,6 +133,14 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
     );
     runtime.remember_synced(id, repository.metadata.generation, epoch);
     Ok(Action::await_change())
+}
+
+/// The recorded push role (`status.pushRoleArn`) when it is not the declared one: none is
+/// declared any more, or the role was named under an older scheme. `DeleteRole` then removes it
+/// only if its owner tag names this object.
+pub fn retired_role<'a>(recorded_arn: Option<&'a str>, declared: Option<&str>) -> Option<&'a str> {
+    let recorded = observe::role_name_of(recorded_arn?);
+    (Some(recorded) != declared).then_some(recorded)
 }
 
 /// On clusters without CEL, `repositoryName` and `region` can still be edited: refuse to move
@@ -182,14 +189,11 @@ pub async fn cleanup(repository: &EcrRepository, kind: &Repositories, runtime: &
         if observed.is_some_and(|observed| ownership(&observed.tags, &desired.owner) == Ownership::Ours) {
             changes.push(RepositoryChange::DeleteRepository);
         }
-        // the push role goes with the repository (only if it is this object's)
+        // the push role goes with the repository (only if it is this object's), and a recorded
+        // one under an older name that a migration had not yet removed
         let recorded = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref());
-        if let Some(role_name) = desired
-            .access
-            .role_name
-            .as_deref()
-            .or(recorded.map(observe::role_name_of))
-        {
+        let declared = desired.access.role_name.as_deref();
+        for role_name in declared.into_iter().chain(retired_role(recorded, declared)) {
             changes.push(RepositoryChange::DeleteRole(role_name.to_owned()));
         }
         Executor::new(&scope, &desired, None).run(&changes).await?;
@@ -255,4 +259,27 @@ pub async fn write_failure(repository: &EcrRepository, runtime: &Runtime, error:
 
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retired_role;
+
+    const OLD: &str = "arn:aws:iam::123456789012:role/berth/payments-api-push";
+
+    #[test]
+    fn a_recorded_role_goes_when_undeclared_or_renamed() {
+        // nothing recorded: nothing to remove
+        assert_eq!(retired_role(None, Some("payments-api-1a2b3c4d-push")), None);
+        assert_eq!(retired_role(None, None), None);
+        // no role declared any more
+        assert_eq!(retired_role(Some(OLD), None), Some("payments-api-push"));
+        // the role under the old naming scheme, once the new one is declared
+        assert_eq!(
+            retired_role(Some(OLD), Some("payments-api-1a2b3c4d-push")),
+            Some("payments-api-push")
+        );
+        // the declared role itself stays
+        assert_eq!(retired_role(Some(OLD), Some("payments-api-push")), None);
+    }
 }

@@ -12,9 +12,9 @@ use crate::api::{
     EcrRepository, EcrRepositorySpec, EncryptionType, MAX_MUTABILITY_EXCLUSIONS, MAX_USER_TAGS,
     MUTABILITY_EXCLUSION_PATTERN, REGION_PATTERN, REPOSITORY_NAME_PATTERN, RESERVED_TAG_PREFIX,
 };
-use crate::aws::RepositorySettings;
+use crate::aws::{RepositorySettings, TagService, check_tag};
 use crate::error::Error;
-use crate::reconcile::ownership::{owner_value, ownership_tags};
+use crate::reconcile::ownership::{check_own_tags, owner_value, ownership_tags};
 
 static REPOSITORY_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(REPOSITORY_NAME_PATTERN).unwrap());
 static REGION: LazyLock<Regex> = LazyLock::new(|| Regex::new(REGION_PATTERN).unwrap());
@@ -121,25 +121,17 @@ pub fn desired_repository(
         )));
     }
     for (key, value) in &spec.tags {
-        if key.is_empty() || key.chars().count() > 128 {
-            return Err(invalid(format!("spec.tags: key '{key}' must be 1 to 128 characters")));
-        }
-        if key.to_ascii_lowercase().starts_with("aws:") {
-            return Err(invalid(format!(
-                "spec.tags: key '{key}' uses the prefix 'aws:', which AWS reserves"
-            )));
-        }
+        check_tag(TagService::Ecr, key, value).map_err(|e| invalid(format!("spec.tags: {e}")))?;
         if key.starts_with(RESERVED_TAG_PREFIX) {
             return Err(invalid(format!(
                 "spec.tags: key '{key}' uses the prefix '{RESERVED_TAG_PREFIX}', which berth reserves for ownership tags"
             )));
         }
-        if value.chars().count() > 256 {
-            return Err(invalid(format!(
-                "spec.tags: the value of '{key}' is longer than 256 characters"
-            )));
-        }
     }
+
+    let owner = owner_value(&settings.cluster_id, namespace, object_name);
+    // berth's own tags go on the repository (ECR) and the push role (IAM): checked before any call
+    check_own_tags(&ownership_tags(&owner)).map_err(|e| Error::Configuration(format!("ownership tags: {e}")))?;
 
     let access = desired_access(spec, namespace, object_name, settings)?;
 
@@ -154,7 +146,7 @@ pub fn desired_repository(
         encryption_type: spec.encryption.type_,
         kms_key: spec.encryption.kms_key.clone(),
         user_tags: spec.tags.clone(),
-        owner: owner_value(&settings.cluster_id, namespace, object_name),
+        owner,
     })
 }
 
@@ -221,6 +213,32 @@ mod tests {
     }
 
     #[test]
+    fn accepts_48_user_tags_of_aws_characters() {
+        let tags: serde_json::Map<String, serde_json::Value> = (0..MAX_USER_TAGS)
+            .map(|i| (format!("k{i}"), serde_json::json!("v")))
+            .collect();
+        let desired = desired_repository(&object(serde_json::json!({"tags": tags})), &settings()).unwrap();
+        assert_eq!(desired.user_tags.len(), 48);
+        assert_eq!(desired.all_tags().len(), 50);
+        let spec =
+            serde_json::json!({"tags": {"Équipe": "paiements", "cost center": "a_b.c:d/e=f+g-h@i", "empty": ""}});
+        assert!(desired_repository(&object(spec), &settings()).is_ok());
+    }
+
+    #[test]
+    fn a_cluster_id_that_tags_cannot_hold_is_the_operator_s_configuration() {
+        let bad = ValidationSettings {
+            cluster_id: "prod,eu".into(),
+            ..settings()
+        };
+        let error = desired_repository(&object(serde_json::json!({})), &bad).unwrap_err();
+        assert!(
+            matches!(&error, Error::Configuration(m) if m.contains("berth.dev/owner")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
     fn refuses_each_broken_rule_naming_the_field() {
         let s = settings();
         refused(
@@ -256,9 +274,15 @@ mod tests {
         refused(serde_json::json!({"tags": {"berth.dev/owner": "x"}}), &s, "spec.tags");
         refused(serde_json::json!({"tags": {"k": "v".repeat(257)}}), &s, "spec.tags");
         refused(serde_json::json!({"tags": {"k".repeat(129): "v"}}), &s, "spec.tags");
-        let too_many: serde_json::Map<String, serde_json::Value> =
-            (0..51).map(|i| (format!("k{i}"), serde_json::json!("v"))).collect();
-        refused(serde_json::json!({"tags": too_many}), &s, "spec.tags");
+        refused(serde_json::json!({"tags": {"": "v"}}), &s, "spec.tags");
+        // AWS's tag character set, checked before any call: the message names the key
+        refused(serde_json::json!({"tags": {"cost~center": "v"}}), &s, "'cost~center'");
+        refused(serde_json::json!({"tags": {"team": "a,b"}}), &s, "'team'");
+        refused(serde_json::json!({"tags": {"team": "line\nbreak"}}), &s, "'team'");
+        let too_many: serde_json::Map<String, serde_json::Value> = (0..MAX_USER_TAGS + 1)
+            .map(|i| (format!("k{i}"), serde_json::json!("v")))
+            .collect();
+        refused(serde_json::json!({"tags": too_many}), &s, "at most 48");
         // metadata.name is the default repository name, and is checked as one
         let mut upper = object(serde_json::json!({}));
         upper.metadata.name = Some("a".into());

@@ -9,7 +9,7 @@ use super::plan::ObservedState;
 use super::scope::Scope;
 use crate::error::{Error, Result};
 use crate::policy::{self, GITHUB_AUDIENCE, GITHUB_OIDC_HOST};
-use crate::reconcile::ownership::ownership_tags;
+use crate::reconcile::ownership::{check_own_tags, ownership_tags};
 use crate::reconcile::runtime::Runtime;
 
 /// A role younger than this may not yet be accepted by ECR as a principal (IAM propagates
@@ -106,6 +106,7 @@ async fn github_provider(scope: &Scope<'_>) -> Result<String> {
                 )));
             }
             let tags = ownership_tags(&format!("{}/github-oidc-provider", kind.validation.cluster_id));
+            check_own_tags(&tags).map_err(|e| Error::Configuration(format!("GitHub OIDC provider tags: {e}")))?;
             let url = format!("https://{GITHUB_OIDC_HOST}");
             let arn = iam.create_oidc_provider(&url, GITHUB_AUDIENCE, &tags).await?;
             tracing::info!(%arn, "created the GitHub Actions OIDC provider");

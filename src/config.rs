@@ -53,7 +53,8 @@ pub struct RunArgs {
     #[arg(long, env = "BERTH_CREATE_GITHUB_OIDC_PROVIDER")]
     pub create_github_oidc_provider: bool,
 
-    /// Allow grants to everyone (principal `*` without a condition); refused as InvalidSpec otherwise.
+    /// Allow statements that grant access to anyone outside the account (a wildcard principal
+    /// without a condition pinning the caller, NotPrincipal); refused as InvalidSpec otherwise.
     #[arg(long, env = "BERTH_ALLOW_PUBLIC_ACCESS")]
     pub allow_public_access: bool,
 

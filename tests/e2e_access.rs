@@ -421,3 +421,42 @@ async fn lost_answers_to_creates_create_nothing_twice() {
         .unwrap();
     assert_eq!(inline.policy_names(), ["berth-push"]);
 }
+
+/// Cleanup works from what status recorded, so a spec that became invalid (or was edited) after
+/// creation neither sticks the finalizer nor leaks the repository or the role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_works_from_the_record_when_the_spec_became_invalid() {
+    let Some(s) = setup("e2e-record").await else { return };
+    let operator = Operator::start(&s.testbed, &s.namespace, &["--create-github-oidc-provider"]);
+    let iam = iam(&s).await;
+    let name = format!("{}/rec", s.namespace);
+    let spec = json!({
+        "repositoryName": name, "deletionPolicy": "Delete",
+        "access": {"push": [{"githubActions": {"repository": "acme/rec", "refs": ["refs/heads/main"]}}]},
+    });
+    s.create("rec", spec).await;
+    let ready = wait_reason(&s.repositories, "rec", "Synced", &operator).await;
+    let role_arn = ready.status.unwrap().push_role_arn.expect("push role recorded");
+    let role_name = role_arn.rsplit('/').next().unwrap().to_owned();
+    assert!(role(&iam, &role_name).await.is_some());
+
+    // a tag key AWS reserves: the schema admits it where CEL is not evaluated, berth does not
+    s.merge("rec", json!({"spec": {"tags": {"aws:owner": "x"}}})).await;
+    wait_reason(&s.repositories, "rec", "InvalidSpec", &operator).await;
+
+    s.repositories.delete("rec", &DeleteParams::default()).await.unwrap();
+    let gone = wait_for(TIMEOUT, || async {
+        (s.repositories.get_opt("rec").await.ok()?.is_none() && role(&iam, &role_name).await.is_none()).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "object or role still there\n{}", operator.log_text());
+    assert!(
+        s.ecr
+            .describe_repositories()
+            .repository_names(&name)
+            .send()
+            .await
+            .is_err(),
+        "the repository leaked"
+    );
+}

@@ -19,7 +19,7 @@ use crate::api::{DeletionPolicy, EcrRepository};
 use crate::error::{Error, Result};
 use crate::images::stats::StatsTarget;
 use crate::policy;
-use crate::reconcile::ownership::{Ownership, ownership};
+use crate::reconcile::ownership::{Ownership, owner_value, ownership};
 use crate::reconcile::runtime::{ObjectId, Runtime};
 
 /// Present while deleting the object has something to clean up in AWS.
@@ -172,31 +172,33 @@ pub async fn cleanup(repository: &EcrRepository, kind: &Repositories, runtime: &
         return Ok(Action::await_change());
     }
     if repository.spec.deletion_policy == DeletionPolicy::Delete {
-        // whether access would be allowed does not matter for deleting what berth created
-        let settings = ValidationSettings {
-            allow_public_access: true,
-            ..kind.validation.clone()
-        };
-        let desired = desired_repository(repository, &settings)?;
+        let recorded = recorded_repository(repository, &kind.validation);
         let scope = Scope {
             repository,
             kind,
             runtime,
             drift_only: false,
         };
-        let observed = observe::repository(runtime, &desired, true).await?;
+        let observed = observe::repository(runtime, &recorded, true).await?;
         let mut changes = Vec::new();
-        if observed.is_some_and(|observed| ownership(&observed.tags, &desired.owner) == Ownership::Ours) {
+        if observed.is_some_and(|observed| ownership(&observed.tags, &recorded.owner) == Ownership::Ours) {
             changes.push(RepositoryChange::DeleteRepository);
         }
-        // the push role goes with the repository (only if it is this object's), and a recorded
-        // one under an older name that a migration had not yet removed
-        let recorded = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref());
-        let declared = desired.access.role_name.as_deref();
-        for role_name in declared.into_iter().chain(retired_role(recorded, declared)) {
+        // the push role goes with the repository (only if it is this object's): the one status
+        // recorded, and the one this object's name gives when the spec declares pushers (its
+        // ARN may not have been recorded yet)
+        let recorded_role = repository.status.as_ref().and_then(|s| s.push_role_arn.as_deref());
+        let named_role = declares_pushers(repository).then(|| {
+            crate::policy::push_role_name(&repository.namespace().unwrap_or_default(), &repository.name_any())
+        });
+        for role_name in named_role
+            .as_deref()
+            .into_iter()
+            .chain(retired_role(recorded_role, named_role.as_deref()))
+        {
             changes.push(RepositoryChange::DeleteRole(role_name.to_owned()));
         }
-        Executor::new(&scope, &desired, None).run(&changes).await?;
+        Executor::new(&scope, &recorded, None).run(&changes).await?;
     }
     runtime
         .set_finalizer(&api(repository, runtime), repository, FINALIZER, false)
@@ -204,8 +206,51 @@ pub async fn cleanup(repository: &EcrRepository, kind: &Repositories, runtime: &
     Ok(Action::await_change())
 }
 
-/// Adds or removes the cleanup finalizer. A merge patch carrying the resourceVersion fails on a
-/// concurrent change instead of overwriting another controller's finalizers.
+/// What deletion works from: the repository that status recorded at creation and the object's
+/// own identity (its owner tag value), never the current spec, which may have become invalid
+/// or been edited since. Only a repository never recorded falls back to the spec's raw name and
+/// region; the owner tag still decides whether it is deleted.
+fn recorded_repository(repository: &EcrRepository, validation: &ValidationSettings) -> DesiredRepository {
+    let namespace = repository.namespace().unwrap_or_default();
+    let object_name = repository.name_any();
+    let recorded = repository
+        .status
+        .as_ref()
+        .and_then(|s| s.repository_arn.as_deref())
+        .and_then(crate::naming::repository_arn_parts);
+    let (region, name) = match recorded {
+        Some((region, name)) => (region.to_owned(), name.to_owned()),
+        None => (
+            repository
+                .spec
+                .region
+                .clone()
+                .unwrap_or_else(|| validation.default_region.clone()),
+            repository
+                .spec
+                .repository_name
+                .clone()
+                .unwrap_or_else(|| object_name.clone()),
+        ),
+    };
+    DesiredRepository {
+        name,
+        region,
+        owner: owner_value(&validation.cluster_id, &namespace, &object_name),
+        ..DesiredRepository::default()
+    }
+}
+
+/// Whether the spec declares GitHub Actions pushers (read without validating the spec).
+fn declares_pushers(repository: &EcrRepository) -> bool {
+    repository
+        .spec
+        .access
+        .as_ref()
+        .is_some_and(|access| access.push.iter().any(|grant| grant.github_actions.is_some()))
+}
+
+/// The EcrRepository API of the object's namespace.
 fn api(repository: &EcrRepository, runtime: &Runtime) -> Api<EcrRepository> {
     Api::namespaced(runtime.client.clone(), &repository.namespace().unwrap_or_default())
 }

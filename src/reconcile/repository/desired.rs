@@ -21,7 +21,7 @@ static REGION: LazyLock<Regex> = LazyLock::new(|| Regex::new(REGION_PATTERN).unw
 static EXCLUSION: LazyLock<Regex> = LazyLock::new(|| Regex::new(MUTABILITY_EXCLUSION_PATTERN).unwrap());
 
 /// The repository an EcrRepository declares, validated.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DesiredRepository {
     pub name: String,
     pub region: String,

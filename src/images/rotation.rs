@@ -1,6 +1,6 @@
 //! A rotation over tracked objects, shared by the refreshers that read something per repository
-//! (statistics, scan findings): new objects first, then one object per `interval / N`, so that
-//! each is visited once per interval and the reads are spread evenly.
+//! (statistics, scan findings): new objects first (spaced, never a burst), then one object per
+//! `interval / N`, so that each is visited once per interval and the reads are spread evenly.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -110,6 +110,12 @@ impl<T: Clone + PartialEq> Rotation<T> {
         loop {
             let mut visited_new = false;
             while let Some((key, target)) = self.next_new() {
+                // many new targets at once (a start, a new policy over 10,000 repositories) are
+                // read one after another, at most one per second or per interval/N if shorter:
+                // never a burst
+                if visited_new {
+                    tokio::time::sleep(new_target_spacing(interval(), self.len())).await;
+                }
                 visit(key, target).await;
                 visited_new = true;
             }
@@ -124,6 +130,11 @@ impl<T: Clone + PartialEq> Rotation<T> {
             }
         }
     }
+}
+
+/// The spacing between two new targets read in a row: interval/N, at most a second.
+pub fn new_target_spacing(interval: Duration, targets: usize) -> Duration {
+    pause_between(interval, targets).min(Duration::from_secs(1))
 }
 
 /// How long to wait between two targets so that a whole cycle takes `interval`.
@@ -165,5 +176,11 @@ mod tests {
         assert_eq!(rotation.keys(), [key("a")]);
         assert_eq!(pause_between(Duration::from_secs(3600), 3600), Duration::from_secs(1));
         assert_eq!(pause_between(Duration::from_secs(60), 0), Duration::from_secs(60));
+        // new targets: 10,000 under a 1h interval are read 0.36 s apart, a few at most 1 s apart
+        assert_eq!(
+            new_target_spacing(Duration::from_secs(3600), 10_000),
+            Duration::from_millis(360)
+        );
+        assert_eq!(new_target_spacing(Duration::from_secs(3600), 3), Duration::from_secs(1));
     }
 }

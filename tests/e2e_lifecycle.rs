@@ -348,7 +348,12 @@ async fn invalid_rules_are_refused_naming_the_field_with_zero_aws_calls() {
         (stalled.status.as_str(), stalled.reason.as_str()),
         ("True", "InvalidSpec")
     );
-    assert!(!s.events("bad", "InvalidSpec").await.is_empty());
+    // the Warning follows the status write
+    let warned = wait_for(TIMEOUT, || async {
+        (!s.events("bad", "InvalidSpec").await.is_empty()).then_some(())
+    })
+    .await;
+    assert!(warned.is_some(), "no InvalidSpec Warning");
     assert!(proxy.counts().is_empty(), "AWS was called: {:?}", proxy.counts());
 
     // fixed: Ready, and Stalled is gone (it selects no repository that exists, so still no call)

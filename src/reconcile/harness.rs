@@ -110,7 +110,7 @@ pub async fn reconcile<R: Reconciler>(object: Arc<R::Object>, kind: Arc<Kind<R>>
             && !error.is_silent_retry()
         {
             runtime.forget_synced(&kind.id(&object));
-            kind.reconciler.write_failure(&object, runtime, error).await;
+            // the Event first: whoever sees the failure in status finds its Event already there
             let note = error.to_string();
             runtime
                 .publish(
@@ -121,6 +121,7 @@ pub async fn reconcile<R: Reconciler>(object: Arc<R::Object>, kind: Arc<Kind<R>>
                     &note,
                 )
                 .await;
+            kind.reconciler.write_failure(&object, runtime, error).await;
         }
         result
     }

@@ -104,29 +104,5 @@ impl TagFilter {
     }
 }
 
-/// Whether `pattern`, in which `*` stands for any run of characters (also none), matches the
-/// whole of `text`. Greedy with backtracking to the last `*`: linear for ECR's patterns.
-pub fn wildcard_matches(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    // after the last `*` seen: the pattern position behind it and the text position it reached
-    let mut resume: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == '*' {
-            resume = Some((p + 1, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((after_star, reached)) = resume {
-            // let the last `*` swallow one more character and retry
-            resume = Some((after_star, reached + 1));
-            p = after_star;
-            t = reached + 1;
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
-}
+/// Shared with the scanning filters: one wildcard matcher for ECR's `*` patterns.
+pub use crate::naming::wildcard_matches;

@@ -154,6 +154,27 @@ impl Runtime {
         Ok(())
     }
 
+    /// Server-side applies `status` as the whole of what `manager` owns in `object`'s status:
+    /// fields the manager applied before and leaves out now are removed.
+    pub async fn apply_status<K, S>(&self, api: &Api<K>, object: &K, manager: &str, status: &S) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+        S: serde::Serialize,
+    {
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &object.name_any(),
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Publishes an Event; a failure to record it is logged, never fails the reconcile.
     pub async fn publish(&self, reference: &ObjectReference, type_: EventType, reason: &str, action: &str, note: &str) {
         let event = Event {

@@ -407,15 +407,9 @@ async fn write_status(policy: &LifecyclePolicy, runtime: &Runtime, status: &Life
     if policy.status.as_ref() == Some(status) {
         return Ok(());
     }
-    let patch = json!({"apiVersion": "ecr.berth.dev/v1alpha1", "kind": KIND, "status": status});
-    api(policy, runtime)
-        .patch_status(
-            &policy.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    Ok(())
+    runtime
+        .apply_status(&api(policy, runtime), policy, FIELD_MANAGER, status)
+        .await
 }
 
 /// A whole-object failure: Ready=False with the error, the rest of the status kept.

@@ -3,9 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
-use serde_json::json;
 
 use super::access::{plan_repository_policy, plan_role};
 use super::desired::{DesiredRepository, desired_repository};
@@ -268,19 +267,9 @@ async fn write_status(repository: &EcrRepository, runtime: &Runtime, outcome: Ou
     if !needs_write(repository.status.as_ref(), &status) {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": "ecr.berth.dev/v1alpha1",
-        "kind": "EcrRepository",
-        "status": status,
-    });
-    api(repository, runtime)
-        .patch_status(
-            &repository.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    Ok(())
+    runtime
+        .apply_status(&api(repository, runtime), repository, FIELD_MANAGER, &status)
+        .await
 }
 
 /// The failure in status (the harness publishes the Warning Event).

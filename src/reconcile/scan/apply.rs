@@ -4,10 +4,9 @@
 //! restore what was recorded.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::findings::{self, IMAGES_CONSUMER, ScanRecord};
 use super::mapping::{config_of, frequency_name, recorded, registry_scanning, restored};
@@ -373,15 +372,7 @@ async fn write_status(policy: &ScanPolicy, runtime: &Runtime, status: &ScanPolic
     if policy.status.as_ref() == Some(status) {
         return Ok(());
     }
-    let patch = json!({"apiVersion": "ecr.berth.dev/v1alpha1", "kind": KIND, "status": status});
-    api(runtime)
-        .patch_status(
-            &policy.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    Ok(())
+    runtime.apply_status(&api(runtime), policy, FIELD_MANAGER, status).await
 }
 
 pub async fn write_failure(policy: &ScanPolicy, runtime: &Runtime, error: &Error) {

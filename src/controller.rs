@@ -25,7 +25,7 @@ pub use leader::{Leadership, campaign};
 pub use shutdown::Shutdown;
 
 use crate::api::{EcrRepository, LifecyclePolicy, ScanPolicy};
-use crate::aws::{AwsClients, EcrRegistry, Iam, IamClient, Registry, load_sdk_config};
+use crate::aws::{AwsClients, EcrRegistry, Iam, IamClient, Registry, caller_partition, load_sdk_config};
 use crate::config::RunArgs;
 use crate::images;
 use crate::reconcile::harness::{self, Kind, Reconciler};
@@ -110,6 +110,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no AWS region: pass --region or set AWS_REGION"))?;
     let cluster_id = cluster_id(&client, args.cluster_id.clone()).await?;
     let aws = AwsClients::new(load_sdk_config(&region).await, metrics.aws.clone());
+    // the partition of every ARN berth renders (aws, aws-cn, aws-us-gov): learnt once, here
+    let partition = caller_partition(&aws).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot learn the AWS partition from STS GetCallerIdentity (check the credentials and their network access to STS): {e}"
+        )
+    })?;
+    if let Some(arn) = &args.github_oidc_provider_arn
+        && crate::policy::issuer_of(arn).is_none()
+    {
+        anyhow::bail!(
+            "--github-oidc-provider-arn '{arn}' is not an IAM OIDC provider ARN (arn:<partition>:iam::<account>:oidc-provider/<issuer>)"
+        );
+    }
     let registry: Arc<dyn Registry> = Arc::new(EcrRegistry::new(aws.clone()));
     let iam: Arc<dyn Iam> = Arc::new(IamClient::new(&aws));
     let runtime = Arc::new(Runtime::new(
@@ -132,6 +145,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         require_namespace_prefix: args.require_namespace_prefix,
         allow_public_access: args.allow_public_access,
         iam_role_path: args.iam_role_path.clone(),
+        partition: partition.clone(),
     };
     let kinds = Kinds {
         repositories: Arc::new(Kind {
@@ -148,7 +162,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }),
         runtime,
     };
-    tracing::info!(%region, %cluster_id, resync = ?args.resync_interval, "berth starting");
+    tracing::info!(%region, %partition, %cluster_id, resync = ?args.resync_interval, "berth starting");
 
     wait_for_crd(&watched_apis::<EcrRepository>(&client, &args), &shutdown).await?;
     wait_for_crd(&watched_apis::<LifecyclePolicy>(&client, &args), &shutdown).await?;

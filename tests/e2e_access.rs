@@ -72,7 +72,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
         push: vec![Principal::Arn("arn:aws:iam::111122223333:role/legacy-ci".into())],
         extra_statements: vec![],
     };
-    let expected_policy = policy::repository_policy(&grants, Some(&role_arn), false)
+    let expected_policy = policy::repository_policy("aws", &grants, Some(&role_arn), false)
         .unwrap()
         .unwrap();
     assert_eq!(repository_policy(&s, &name).await, Some(expected_policy.clone()));
@@ -235,7 +235,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
     assert!(gone.is_some(), "push role not deleted\n{}", operator.log_text());
     let current = wait_reason(&s.repositories, "api", "Synced", &operator).await;
     assert_eq!(current.status.unwrap().push_role_arn, None);
-    let without_role = policy::repository_policy(&grants, None, false).unwrap().unwrap();
+    let without_role = policy::repository_policy("aws", &grants, None, false).unwrap().unwrap();
     assert_eq!(repository_policy(&s, &name).await, Some(without_role));
 
     // no access at all: berth's policy is removed
@@ -373,6 +373,12 @@ async fn the_provider_flag_is_used_as_given() {
         .expect("push role");
     let trust = policy::parse_policy(created.assume_role_policy_document().unwrap()).unwrap();
     assert_eq!(trust["Statement"][0]["Principal"]["Federated"], provider);
+    // the condition keys name the provider's own issuer, path included
+    let keys = &trust["Statement"][0]["Condition"]["StringEquals"];
+    assert!(
+        keys.get("token.actions.githubusercontent.com/acme:sub").is_some(),
+        "{trust}"
+    );
     let made = proxy.counts();
     assert!(!made.contains_key("ListOpenIDConnectProviders"), "{made:?}");
     assert!(!made.contains_key("CreateOpenIDConnectProvider"), "{made:?}");

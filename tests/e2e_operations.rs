@@ -73,9 +73,15 @@ async fn metrics_count_exactly_the_aws_calls_made() {
     }
     let total: u64 = made.values().sum();
     assert_eq!(metric_sum(&text, "berth_aws_requests_total", &[]), total as f64);
+    // one STS call at start (the partition), everything else ECR
+    assert_eq!(made.get("GetCallerIdentity"), Some(&1), "{made:?}");
+    assert_eq!(
+        metric_sum(&text, "berth_aws_requests_total", &[("service", "sts")]),
+        1.0
+    );
     assert_eq!(
         metric_sum(&text, "berth_aws_requests_total", &[("service", "ecr")]),
-        total as f64
+        total as f64 - 1.0
     );
     // the one client error: the fresh describe of the repository that did not exist yet
     assert_eq!(

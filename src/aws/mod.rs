@@ -4,6 +4,7 @@
 mod ecr;
 mod error;
 mod iam;
+mod identity;
 mod image;
 mod interceptor;
 mod observer;
@@ -13,6 +14,7 @@ mod tags;
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AbsentAsNone, AwsError, AwsErrorKind, classify_outcome};
 pub use iam::{Iam, IamClient, NewRole, ObservedRole};
+pub use identity::{caller_partition, partition_of};
 pub use image::{Image, ImageStorage};
 pub use interceptor::{MetricsInterceptor, attempt_outcome, error_code};
 pub use observer::RepositoryObserver;

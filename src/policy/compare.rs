@@ -24,7 +24,8 @@ pub fn equivalent(left: &Value, right: &Value) -> bool {
 }
 
 /// The canonical form: statements as a set without `Sid`; Action/Resource/Principal/Condition
-/// values as sorted sets; one value as a one-element list; an account id as its root ARN;
+/// values as sorted sets; one value as a one-element list; an account id and its root ARN in
+/// any partition as `arn:*:iam::<id>:root` (a policy only ever names its own partition);
 /// `"*"` as `{"AWS": ["*"]}`; action names and condition keys in lower case (IAM treats them
 /// case-insensitively); scalars in conditions as strings.
 pub fn canonical(document: &Value) -> Value {
@@ -85,7 +86,7 @@ fn canonical_principal(principal: &Value) -> Value {
                 .iter()
                 .map(|(kind, ids)| {
                     let ids = if kind == "AWS" {
-                        string_set(ids, account_as_root_arn)
+                        string_set(ids, account_key)
                     } else {
                         string_set(ids, str::to_owned)
                     };
@@ -97,11 +98,22 @@ fn canonical_principal(principal: &Value) -> Value {
     }
 }
 
-fn account_as_root_arn(id: &str) -> String {
-    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-        format!("arn:aws:iam::{id}:root")
-    } else {
-        id.to_owned()
+/// An AWS principal's canonical spelling: an account, whether written as its id or as its root
+/// ARN in whatever partition, becomes `arn:*:iam::<id>:root`; anything else stays as it is.
+fn account_key(principal: &str) -> String {
+    let is_account = |id: &str| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit());
+    let id = match principal
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":iam::"))
+    {
+        Some((partition, rest)) if !partition.is_empty() && !partition.contains(':') => {
+            rest.strip_suffix(":root").filter(|id| is_account(id))
+        }
+        _ => Some(principal).filter(|id| is_account(id)),
+    };
+    match id {
+        Some(id) => format!("arn:*:iam::{id}:root"),
+        None => principal.to_owned(),
     }
 }
 

@@ -192,3 +192,35 @@ fn unparsable_policies_are_reported() {
         json!({"Version": "2012-10-17"})
     );
 }
+
+#[test]
+fn an_account_is_the_same_in_every_partition_and_spelling() {
+    let grant = |principal: Value| json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "ecr:BatchGetImage"}]});
+    let spellings = [
+        json!("111122223333"),
+        json!(["arn:aws:iam::111122223333:root"]),
+        json!("arn:aws-cn:iam::111122223333:root"),
+        json!(["arn:aws-us-gov:iam::111122223333:root"]),
+    ];
+    for left in &spellings {
+        for right in &spellings {
+            assert!(
+                equivalent(&grant(left.clone()), &grant(right.clone())),
+                "{left} {right}"
+            );
+        }
+    }
+    // another account, a role of the account, or a malformed root ARN is something else
+    for other in [
+        "111122223334",
+        "arn:aws-cn:iam::111122223334:root",
+        "arn:aws-cn:iam::111122223333:role/root",
+        "arn::iam::111122223333:root",
+        "arn:aws-cn:iam::11112222333:root",
+    ] {
+        assert!(
+            !equivalent(&grant(spellings[2].clone()), &grant(json!(other))),
+            "{other}"
+        );
+    }
+}

@@ -7,7 +7,7 @@ mod render;
 
 pub use compare::{canonical, equivalent, parse_policy};
 pub use render::{
-    Access, GITHUB_AUDIENCE, GITHUB_OIDC_HOST, GithubPusher, PULL_ACTIONS, PUSH_ONLY_ACTIONS, Principal,
-    REPOSITORY_POLICY_MAX, RenderError, SID_PREFIX, TRUST_POLICY_MAX, github_subjects, github_trust_policy,
-    is_berth_policy, push_role_inline_policy, push_role_name, repository_policy,
+    Access, DEFAULT_PARTITION, GITHUB_AUDIENCE, GITHUB_OIDC_HOST, GithubPusher, PULL_ACTIONS, PUSH_ONLY_ACTIONS,
+    Principal, REPOSITORY_POLICY_MAX, RenderError, SID_PREFIX, TRUST_POLICY_MAX, github_subjects, github_trust_policy,
+    is_berth_policy, issuer_of, push_role_inline_policy, push_role_name, repository_policy,
 };

@@ -336,7 +336,7 @@ fn berth_grants_stay_accepted_and_wildcards_in_them_are_refused() {
         push: vec![Principal::Service("codebuild.amazonaws.com".into())],
         ..Default::default()
     };
-    assert!(repository_policy(&organization, None, false).unwrap().is_some());
+    assert!(repository_policy("aws", &organization, None, false).unwrap().is_some());
     for wildcard in [
         Principal::Account("*".into()),
         Principal::Service("*".into()),
@@ -346,7 +346,7 @@ fn berth_grants_stay_accepted_and_wildcards_in_them_are_refused() {
             pull: vec![wildcard.clone()],
             ..Default::default()
         };
-        let error = repository_policy(&access, None, false).unwrap_err();
+        let error = repository_policy("aws", &access, None, false).unwrap_err();
         assert!(error.0.starts_with("spec.access"), "{wildcard:?}: {error}");
     }
 }
@@ -362,12 +362,12 @@ fn extra_statement_with_not_principal_is_refused_by_field() {
         })],
         ..Default::default()
     };
-    let error = repository_policy(&access, None, false).unwrap_err();
+    let error = repository_policy("aws", &access, None, false).unwrap_err();
     assert!(error.0.starts_with("spec.extraPolicyStatements[0]"), "{error}");
     assert!(
         error.0.contains("NotPrincipal") && error.0.contains("--allow-public-access"),
         "{error}"
     );
     // the operator flag lets it through
-    assert!(repository_policy(&access, None, true).unwrap().is_some());
+    assert!(repository_policy("aws", &access, None, true).unwrap().is_some());
 }

@@ -22,7 +22,11 @@ pub const PUSH_ONLY_ACTIONS: [&str; 4] = [
 pub const REPOSITORY_POLICY_MAX: usize = 10_240;
 /// IAM's default limit on a role trust policy.
 pub const TRUST_POLICY_MAX: usize = 2_048;
+/// The issuer of GitHub.com's Actions tokens: the OIDC provider berth looks up or creates by default.
 pub const GITHUB_OIDC_HOST: &str = "token.actions.githubusercontent.com";
+/// The commercial AWS partition, for tests and placeholders only: berth renders the partition
+/// it learns at start from STS.
+pub const DEFAULT_PARTITION: &str = "aws";
 pub const GITHUB_AUDIENCE: &str = "sts.amazonaws.com";
 /// Every statement berth renders has a Sid with this prefix: a policy holding one is berth's.
 pub const SID_PREFIX: &str = "Berth";
@@ -69,14 +73,15 @@ fn actions(push: bool) -> Vec<&'static str> {
 }
 
 /// The statements for one access level: one for named principals, one for organizations.
-fn grant_statements(level: &str, principals: &[Principal], push: bool) -> Vec<Value> {
+/// Accounts become `arn:<partition>:iam::<id>:root`.
+fn grant_statements(partition: &str, level: &str, principals: &[Principal], push: bool) -> Vec<Value> {
     let mut aws = BTreeSet::new();
     let mut services = BTreeSet::new();
     let mut organizations = BTreeSet::new();
     for principal in principals {
         match principal {
             Principal::Account(id) => {
-                aws.insert(format!("arn:aws:iam::{id}:root"));
+                aws.insert(format!("arn:{partition}:iam::{id}:root"));
             }
             Principal::Arn(arn) => {
                 aws.insert(arn.clone());
@@ -119,8 +124,10 @@ fn grant_statements(level: &str, principals: &[Principal], push: bool) -> Vec<Va
 
 /// Renders the repository policy, or None when there is nothing to grant. `push_role_arn` is
 /// berth's GitHub Actions push role, granted push. Refuses public access unless allowed, and
-/// anything over ECR's size limit, before any call.
+/// anything over ECR's size limit, before any call. `partition` (`aws`, `aws-cn`, `aws-us-gov`)
+/// is the one of the account's root ARNs.
 pub fn repository_policy(
+    partition: &str,
     access: &Access,
     push_role_arn: Option<&str>,
     allow_public: bool,
@@ -132,8 +139,8 @@ pub fn repository_policy(
     if access.pull.is_empty() && push.is_empty() && access.extra_statements.is_empty() {
         return Ok(None);
     }
-    let mut statements = grant_statements("Pull", &access.pull, false);
-    statements.extend(grant_statements("Push", &push, true));
+    let mut statements = grant_statements(partition, "Pull", &access.pull, false);
+    statements.extend(grant_statements(partition, "Push", &push, true));
     for (index, statement) in access.extra_statements.iter().enumerate() {
         let effect = statement.get("Effect").and_then(Value::as_str);
         if !matches!(effect, Some("Allow" | "Deny")) {
@@ -189,16 +196,37 @@ pub fn github_subjects(pushers: &[GithubPusher]) -> BTreeSet<String> {
     subjects
 }
 
+/// The issuer an IAM OIDC provider stands for, host and optional path, which is also the prefix
+/// of its condition keys: `arn:<partition>:iam::<account>:oidc-provider/ghe.example.com/_services/token`
+/// → `ghe.example.com/_services/token`. None when the text is no OIDC provider ARN.
+pub fn issuer_of(provider_arn: &str) -> Option<&str> {
+    let fields: Vec<&str> = provider_arn.splitn(6, ':').collect();
+    let [arn, partition, "iam", "", account, resource] = fields[..] else {
+        return None;
+    };
+    if arn != "arn" || partition.is_empty() || account.is_empty() {
+        return None;
+    }
+    let issuer = resource.strip_prefix("oidc-provider/")?.trim_end_matches('/');
+    (!issuer.is_empty() && !issuer.starts_with('/')).then_some(issuer)
+}
+
 /// The trust policy of a push role: web identity from the GitHub OIDC provider, audience
 /// `sts.amazonaws.com`, `sub` exactly one of the declared refs/environments (`StringLike` only
 /// for the patterns that use a wildcard, in a statement of their own since conditions of one
-/// statement must all hold).
+/// statement must all hold). The condition keys name the provider's own issuer
+/// (`token.actions.githubusercontent.com`, or a GitHub Enterprise Server's host and path).
 pub fn github_trust_policy(provider_arn: &str, pushers: &[GithubPusher]) -> Result<Value, RenderError> {
+    let issuer = issuer_of(provider_arn).ok_or_else(|| {
+        RenderError(format!(
+            "the GitHub OIDC provider '{provider_arn}' is not an IAM OIDC provider ARN (arn:<partition>:iam::<account>:oidc-provider/<issuer>)"
+        ))
+    })?;
     let subjects = github_subjects(pushers);
     let (patterns, exact): (Vec<String>, Vec<String>) =
         subjects.into_iter().partition(|s| s.contains('*') || s.contains('?'));
-    let audience_key = format!("{GITHUB_OIDC_HOST}:aud");
-    let subject_key = format!("{GITHUB_OIDC_HOST}:sub");
+    let audience_key = format!("{issuer}:aud");
+    let subject_key = format!("{issuer}:sub");
     let statement = |sid: String, subjects: &[String], wildcard: bool| {
         let condition = if wildcard {
             json!({"StringEquals": {audience_key.clone(): GITHUB_AUDIENCE}, "StringLike": {subject_key.clone(): subjects}})

@@ -34,6 +34,7 @@ fn each_principal_kind_renders_least_privilege() {
         vec![Principal::Arn("arn:aws:iam::111122223333:role/legacy-ci".into())],
     );
     let policy = repository_policy(
+        "aws",
         &access,
         Some("arn:aws:iam::123456789012:role/berth/team-api-push"),
         false,
@@ -51,6 +52,7 @@ fn each_principal_kind_renders_least_privilege() {
     assert_eq!(policy, expected);
     // deterministic: the same input renders the same text
     let again = repository_policy(
+        "aws",
         &access,
         Some("arn:aws:iam::123456789012:role/berth/team-api-push"),
         false,
@@ -61,24 +63,24 @@ fn each_principal_kind_renders_least_privilege() {
 
 #[test]
 fn nothing_to_grant_renders_no_policy() {
-    assert_eq!(repository_policy(&Access::default(), None, false), Ok(None));
-    let role_only = repository_policy(&Access::default(), Some("arn:aws:iam::1:role/r"), false).unwrap();
+    assert_eq!(repository_policy("aws", &Access::default(), None, false), Ok(None));
+    let role_only = repository_policy("aws", &Access::default(), Some("arn:aws:iam::1:role/r"), false).unwrap();
     assert!(role_only.is_some());
 }
 
 #[test]
 fn public_access_is_refused_unless_allowed() {
     let public = access(vec![Principal::Arn("*".into())], vec![]);
-    let error = repository_policy(&public, None, false).unwrap_err();
+    let error = repository_policy("aws", &public, None, false).unwrap_err();
     assert!(
         error.0.contains("spec.access") && error.0.contains("--allow-public-access"),
         "{error}"
     );
-    assert!(repository_policy(&public, None, true).unwrap().is_some());
+    assert!(repository_policy("aws", &public, None, true).unwrap().is_some());
 
     // an organization grant is `*` with a condition: not public
     let organization = access(vec![Principal::Organization("o-a1b2c3d4e5".into())], vec![]);
-    assert!(repository_policy(&organization, None, false).is_ok());
+    assert!(repository_policy("aws", &organization, None, false).is_ok());
 
     let mut extra = Access {
         extra_statements: vec![
@@ -87,11 +89,11 @@ fn public_access_is_refused_unless_allowed() {
         ],
         ..Default::default()
     };
-    let error = repository_policy(&extra, None, false).unwrap_err();
+    let error = repository_policy("aws", &extra, None, false).unwrap_err();
     assert!(error.0.starts_with("spec.extraPolicyStatements[1]"), "{error}");
     // a Deny for everyone is not public access
     extra.extra_statements[1]["Effect"] = json!("Deny");
-    assert!(repository_policy(&extra, None, false).is_ok());
+    assert!(repository_policy("aws", &extra, None, false).is_ok());
 }
 
 #[test]
@@ -100,13 +102,13 @@ fn extra_statements_must_be_statements() {
         extra_statements: vec![json!("ecr:*")],
         ..Default::default()
     };
-    let error = repository_policy(&extra, None, false).unwrap_err();
+    let error = repository_policy("aws", &extra, None, false).unwrap_err();
     assert!(error.0.contains("spec.extraPolicyStatements[0]"), "{error}");
     let maybe = Access {
         extra_statements: vec![json!({"Effect": "Maybe", "Action": "ecr:*"})],
         ..Default::default()
     };
-    assert!(repository_policy(&maybe, None, false).is_err());
+    assert!(repository_policy("aws", &maybe, None, false).is_err());
 }
 
 #[test]
@@ -118,7 +120,7 @@ fn oversized_policies_are_refused_before_any_call() {
             ))
         })
         .collect();
-    let error = repository_policy(&access(many, vec![]), None, false).unwrap_err();
+    let error = repository_policy("aws", &access(many, vec![]), None, false).unwrap_err();
     assert!(error.0.contains("at most 10240"), "{error}");
 
     let pusher = GithubPusher {
@@ -274,4 +276,79 @@ mod role_name_properties {
             prop_assert_eq!(roles.len(), 2);
         }
     }
+}
+
+#[test]
+fn accounts_render_as_root_arns_of_the_partition() {
+    let grants = access(vec![Principal::Account("111122223333".into())], vec![]);
+    for partition in ["aws", "aws-cn", "aws-us-gov"] {
+        let policy = repository_policy(partition, &grants, None, false).unwrap().unwrap();
+        assert_eq!(
+            policy["Statement"][0]["Principal"]["AWS"],
+            json!([format!("arn:{partition}:iam::111122223333:root")])
+        );
+        assert!(
+            !policy.to_string().contains("arn:aws:") || partition == "aws",
+            "{policy}"
+        );
+    }
+    // the same grant compares equal to its bare-id spelling whatever the partition
+    let cn = repository_policy("aws-cn", &grants, None, false).unwrap().unwrap();
+    let mut bare = cn.clone();
+    bare["Statement"][0]["Principal"]["AWS"] = json!("111122223333");
+    assert!(equivalent(&cn, &bare));
+}
+
+#[test]
+fn the_issuer_is_the_provider_arns_resource() {
+    assert_eq!(
+        issuer_of("arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"),
+        Some("token.actions.githubusercontent.com")
+    );
+    assert_eq!(
+        issuer_of("arn:aws-us-gov:iam::123456789012:oidc-provider/ghe.example.com/_services/token"),
+        Some("ghe.example.com/_services/token")
+    );
+    assert_eq!(
+        issuer_of("arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com/acme"),
+        Some("token.actions.githubusercontent.com/acme")
+    );
+    for text in [
+        "",
+        "token.actions.githubusercontent.com",
+        "arn:aws:iam::123456789012:role/token.actions.githubusercontent.com",
+        "arn:aws:iam::123456789012:oidc-provider/",
+        "arn:aws:sts::123456789012:oidc-provider/x",
+        "arn:aws:iam:eu-west-1:123456789012:oidc-provider/x",
+        "arn::iam::123456789012:oidc-provider/x",
+    ] {
+        assert_eq!(issuer_of(text), None, "{text}");
+    }
+}
+
+#[test]
+fn trust_policy_keys_name_the_providers_issuer() {
+    let provider = "arn:aws-us-gov:iam::123456789012:oidc-provider/ghe.example.com/_services/token";
+    let pushers = [GithubPusher {
+        repository: "acme/payments-api".into(),
+        refs: vec!["refs/heads/main".into(), "refs/tags/v*".into()],
+        environments: vec![],
+    }];
+    let trust = github_trust_policy(provider, &pushers).unwrap();
+    let exact = &trust["Statement"][0]["Condition"]["StringEquals"];
+    assert_eq!(exact["ghe.example.com/_services/token:aud"], json!("sts.amazonaws.com"));
+    assert_eq!(
+        exact["ghe.example.com/_services/token:sub"],
+        json!(["repo:acme/payments-api:ref:refs/heads/main"])
+    );
+    let patterns = &trust["Statement"][1]["Condition"]["StringLike"];
+    assert_eq!(
+        patterns["ghe.example.com/_services/token:sub"],
+        json!(["repo:acme/payments-api:ref:refs/tags/v*"])
+    );
+    assert_eq!(trust["Statement"][0]["Principal"]["Federated"], json!(provider));
+    assert!(!trust.to_string().contains(GITHUB_OIDC_HOST), "{trust}");
+
+    let error = github_trust_policy("not-an-arn", &pushers).unwrap_err();
+    assert!(error.0.contains("not an IAM OIDC provider ARN"), "{error}");
 }

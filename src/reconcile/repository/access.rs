@@ -152,18 +152,24 @@ pub fn desired_access(
         desired.role_name = Some(policy::push_role_name(namespace, object_name));
     }
 
-    let placeholder_role = desired
-        .role_name
-        .as_ref()
-        .map(|name| format!("arn:aws:iam::000000000000:role{}{name}", settings.iam_role_path));
+    let placeholder_role = desired.role_name.as_ref().map(|name| {
+        format!(
+            "arn:{}:iam::000000000000:role{}{name}",
+            settings.partition, settings.iam_role_path
+        )
+    });
     policy::repository_policy(
+        &settings.partition,
         &desired.grants,
         placeholder_role.as_deref(),
         settings.allow_public_access,
     )
     .map_err(|e| invalid(e.0))?;
     if !desired.pushers.is_empty() {
-        let placeholder_provider = format!("arn:aws:iam::000000000000:oidc-provider/{GITHUB_OIDC_HOST}");
+        let placeholder_provider = format!(
+            "arn:{}:iam::000000000000:oidc-provider/{GITHUB_OIDC_HOST}",
+            settings.partition
+        );
         policy::github_trust_policy(&placeholder_provider, &desired.pushers).map_err(|e| invalid(e.0))?;
     }
     Ok(desired)

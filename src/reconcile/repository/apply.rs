@@ -95,6 +95,7 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
     let synced_before = repository.status.as_ref().and_then(|s| s.observed_generation).is_some();
     if desired.access.manages_policy() || (!scope.drift_only && synced_before) {
         let desired_policy = policy::repository_policy(
+            &kind.validation.partition,
             &desired.access.grants,
             executor.executed.role_arn.as_deref(),
             kind.validation.allow_public_access,

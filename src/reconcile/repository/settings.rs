@@ -10,16 +10,20 @@ pub struct ValidationSettings {
     pub allow_public_access: bool,
     /// IAM path of the push roles (`--iam-role-path`).
     pub iam_role_path: String,
+    /// The AWS partition berth runs in (`aws`, `aws-cn`, `aws-us-gov`), learnt at start from STS:
+    /// the one of the ARNs it renders.
+    pub partition: String,
 }
 
 #[cfg(test)]
 impl ValidationSettings {
-    /// Region eu-west-1, cluster id c1, role path /berth/, everything else off.
+    /// Region eu-west-1, cluster id c1, role path /berth/, partition aws, everything else off.
     pub fn for_tests() -> Self {
         ValidationSettings {
             default_region: "eu-west-1".into(),
             cluster_id: "c1".into(),
             iam_role_path: "/berth/".into(),
+            partition: crate::policy::DEFAULT_PARTITION.into(),
             ..ValidationSettings::default()
         }
     }

@@ -395,7 +395,14 @@ async fn run_kind<R: Reconciler>(
                     Err(controller::Error::ObjectNotFound(object)) => {
                         kind.forget(&(object.namespace.clone().unwrap_or_default(), object.name.clone()));
                     }
-                    Err(error) => tracing::debug!(kind = R::KIND, %error, "reconcile error"),
+                    // counted and reported by the harness
+                    Err(controller::Error::ReconcilerFailed(..)) => {}
+                    // a watch that failed (RBAC, an API that went away, a dropped connection):
+                    // kube-runtime retries it; say so and count it, never silently
+                    Err(error) => {
+                        tracing::warn!(kind = R::KIND, %error, "watch error");
+                        kind.runtime.metrics.watch_error(R::KIND);
+                    }
                 }
             })
     });

@@ -43,6 +43,7 @@ pub struct Metrics {
     repository_last_push: IntGaugeVec,
     lifecycle_expiring: IntGaugeVec,
     image_findings: IntGaugeVec,
+    watch_errors: IntCounterVec,
     /// The `repository` label of each object's findings gauges, to remove them with it.
     findings_repository: Mutex<HashMap<ObjectKey, String>>,
     /// Ready status per (kind, object), so that `managed_objects` moves by transitions.
@@ -154,6 +155,11 @@ impl Metrics {
                 &["namespace", "repository", "severity"],
             ),
             findings_repository: Mutex::default(),
+            watch_errors: counter(
+                "watch_errors_total",
+                "Errors of the watches that feed the controllers (retried by kube-runtime), by kind.",
+                &["kind"],
+            ),
             ready_by_object: Mutex::default(),
             stats_repository: Mutex::default(),
             registry,
@@ -171,6 +177,10 @@ impl Metrics {
         if let Some(reason) = error_label {
             self.reconcile_errors.with_label_values(&[kind, reason]).inc();
         }
+    }
+
+    pub fn watch_error(&self, kind: &str) {
+        self.watch_errors.with_label_values(&[kind]).inc();
     }
 
     pub fn drift_corrected(&self, kind: &str, field: &str) {
@@ -409,6 +419,18 @@ mod tests {
             metrics.render().contains(
                 r#"berth_aws_requests_total{operation="CreateRepository",outcome="throttled",service="ecr"} 1"#
             )
+        );
+    }
+
+    #[test]
+    fn watch_errors_are_counted_by_kind() {
+        let metrics = Metrics::new();
+        metrics.watch_error("LifecyclePolicy");
+        metrics.watch_error("LifecyclePolicy");
+        assert!(
+            metrics
+                .render()
+                .contains(r#"berth_watch_errors_total{kind="LifecyclePolicy"} 2"#)
         );
     }
 

@@ -262,7 +262,7 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
         }
         tokio::select! {
             _ = run_kind(&kinds.scans, vec![scan_controller(kinds)], &tick, shutdown) => {}
-            _ = kinds.scans.reconciler.refresh_loop(runtime) => {}
+            _ = crate::reconcile::scan::findings::refresh_loop(&kinds.scans.reconciler, runtime) => {}
         }
     };
     // The controllers end after a graceful shutdown; the ticker and the refresher end with them.

@@ -11,7 +11,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::Lifecycles;
+use super::context::{IMAGES_CONSUMER, Lifecycles};
 use super::plan::{LifecycleChange, bounded_preview, has_errors, plan_policy, sorted_states};
 use super::select::{PolicyView, RepositoryView, assign};
 use crate::api::{
@@ -31,8 +31,6 @@ pub const FINALIZER: &str = "ecr.berth.dev/lifecycle-cleanup";
 pub const FIELD_MANAGER: &str = "berth";
 /// The EcrRepository's `status.lifecyclePolicy`.
 pub const REPOSITORY_FIELD_MANAGER: &str = "berth-lifecycle";
-/// The inventory consumer name: a governed repository's images stay in memory for previews.
-pub const IMAGES_CONSUMER: &str = "lifecycle";
 
 /// The validated rules and their rendering, or `InvalidSpec` naming the field.
 fn desired_text(policy: &LifecyclePolicy) -> Result<(Vec<lifecycle::Rule>, String)> {

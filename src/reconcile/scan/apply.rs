@@ -8,17 +8,47 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::findings::{self, IMAGES_CONSUMER, ScanRecord};
+use super::context::{IMAGES_CONSUMER, RegionRules, ScanRecord, ScanTarget, Scans};
+use super::findings;
 use super::mapping::{config_of, frequency_name, recorded, registry_scanning, restored};
-use super::{RegionRules, ScanChange, ScanTarget, Scans};
 use crate::api::{EcrRepository, Progress, ScanPolicy, ScanPolicyStatus, ScanningStatus, progress_conditions};
 use crate::aws::RegistryScanFrequency;
 use crate::error::{Error, Result};
 use crate::images::RepositoryRef;
-use crate::reconcile::harness;
+use crate::reconcile::harness::{self, Change};
 use crate::reconcile::runtime::{ObjectId, Runtime};
 use crate::scan::{self, DesiredScanning, RepositoryFindings};
 use crate::telemetry::ObjectKey;
+
+/// One write of the registry scanning configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanChange {
+    /// PutRegistryScanningConfiguration with the policy's rules.
+    Apply,
+    /// PutRegistryScanningConfiguration with the configuration found before berth's first write.
+    Restore,
+}
+
+impl Change for ScanChange {
+    fn operation(&self) -> &'static str {
+        "PutRegistryScanningConfiguration"
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            ScanChange::Apply => "PolicyApplied",
+            ScanChange::Restore => "Restored",
+        }
+    }
+
+    fn field(&self) -> &'static str {
+        "registryScanningConfiguration"
+    }
+
+    fn corrects_drift(&self) -> bool {
+        *self == ScanChange::Apply
+    }
+}
 
 pub const KIND: &str = "ScanPolicy";
 /// Present while berth has written the registry configuration and must restore it.

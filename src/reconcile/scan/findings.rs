@@ -3,13 +3,15 @@
 //! land in the EcrRepository's status (`findings`, `ScanCompliant`) under `berth-scan`, in
 //! `berth_image_findings`, and in one Event per threshold crossing.
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use serde_json::json;
 
-use super::{ScanTarget, Scans};
-use crate::api::{ConditionStatus, EcrRepository, FindingCounts, ScanState, ScanningStatus, set_condition};
+use super::context::{SCAN_COMPLIANT, ScanRecord, ScanTarget, Scans, verdict};
+use crate::api::{ConditionStatus, EcrRepository, FindingCounts, ScanState, set_condition};
 use crate::aws::{Image, ImageFindings, SeverityCounts};
 use crate::images::RepositoryRef;
 use crate::reconcile::runtime::Runtime;
@@ -18,50 +20,7 @@ use crate::telemetry::ObjectKey;
 
 /// The field manager of everything the ScanPolicy controller writes on an EcrRepository.
 pub const FIELD_MANAGER: &str = "berth-scan";
-pub const SCAN_COMPLIANT: &str = "ScanCompliant";
-/// The inventory consumer name: a covered repository's images stay in memory between reads.
-pub const IMAGES_CONSUMER: &str = "scan";
 const MAX_IMAGE_TAGS: usize = 10;
-
-/// What `berth-scan` owns in one EcrRepository's status. It is applied whole, because
-/// server-side apply removes the fields a manager leaves out.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ScanRecord {
-    pub scanning: Option<ScanningStatus>,
-    pub findings: Option<FindingCounts>,
-    pub compliant: Option<Condition>,
-    /// The last definite verdict (non-compliant or not), across scans in progress: what a
-    /// crossing is judged against. Kept in memory only.
-    pub non_compliant: Option<bool>,
-}
-
-impl ScanRecord {
-    /// What the object's status holds now (after a restart: no Event for a known state).
-    pub fn from_status(repository: &EcrRepository) -> Self {
-        let status = repository.status.as_ref();
-        Self {
-            scanning: status.and_then(|s| s.scanning.clone()),
-            findings: status.and_then(|s| s.findings.clone()),
-            compliant: status.and_then(|s| s.condition(SCAN_COMPLIANT).cloned()),
-            non_compliant: status
-                .and_then(|s| s.condition(SCAN_COMPLIANT))
-                .and_then(|c| verdict(&c.status)),
-        }
-    }
-
-    pub fn is_non_compliant(&self) -> bool {
-        self.compliant.as_ref().is_some_and(|c| c.status == "False")
-    }
-}
-
-/// True: non-compliant, false: compliant, None: nothing to judge (Unknown).
-fn verdict(status: &str) -> Option<bool> {
-    match status {
-        "False" => Some(true),
-        "True" => Some(false),
-        _ => None,
-    }
-}
 
 /// Applies `record` as the `berth-scan` part of the EcrRepository's status.
 pub async fn write_record(runtime: &Runtime, key: &ObjectKey, record: &ScanRecord) -> Result<(), kube::Error> {
@@ -183,6 +142,24 @@ pub fn compliance(
         }
     };
     set_condition(&previous, SCAN_COMPLIANT, status, reason, &message, None, now)
+}
+
+/// Runs the findings refresher until dropped (the leader term ends).
+pub async fn refresh_loop(scans: &Scans, runtime: &Runtime) {
+    let interval = || {
+        let rules = scans.rules.lock().expect("rules lock");
+        rules
+            .values()
+            .map(|r| r.refresh_interval)
+            .min()
+            .unwrap_or(Duration::from_secs(3600))
+    };
+    scans
+        .targets
+        .cycle(interval, |key, target| async move {
+            refresh(scans, runtime, &key, &target).await;
+        })
+        .await;
 }
 
 /// One refresh of one repository's findings.

@@ -1,0 +1,163 @@
+//! The ScanPolicy kind's own state, shared by the controller and the findings refresher: the
+//! governing policy and rules per region, the repositories whose findings are read, and what
+//! `berth-scan` last wrote on each EcrRepository.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::api::{EcrRepository, FindingCounts, ScanningStatus};
+use crate::images::RepositoryRef;
+use crate::images::rotation::Rotation;
+use crate::reconcile::runtime::Runtime;
+use crate::scan::Thresholds;
+use crate::telemetry::ObjectKey;
+
+pub const SCAN_COMPLIANT: &str = "ScanCompliant";
+/// The inventory consumer name: a covered repository's images stay in memory between reads.
+pub const IMAGES_CONSUMER: &str = "scan";
+
+/// What `berth-scan` owns in one EcrRepository's status. It is applied whole, because
+/// server-side apply removes the fields a manager leaves out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScanRecord {
+    pub scanning: Option<ScanningStatus>,
+    pub findings: Option<FindingCounts>,
+    pub compliant: Option<Condition>,
+    /// The last definite verdict (non-compliant or not), across scans in progress: what a
+    /// crossing is judged against. Kept in memory only.
+    pub non_compliant: Option<bool>,
+}
+
+impl ScanRecord {
+    /// What the object's status holds now (after a restart: no Event for a known state).
+    pub fn from_status(repository: &EcrRepository) -> Self {
+        let status = repository.status.as_ref();
+        Self {
+            scanning: status.and_then(|s| s.scanning.clone()),
+            findings: status.and_then(|s| s.findings.clone()),
+            compliant: status.and_then(|s| s.condition(SCAN_COMPLIANT).cloned()),
+            non_compliant: status
+                .and_then(|s| s.condition(SCAN_COMPLIANT))
+                .and_then(|c| verdict(&c.status)),
+        }
+    }
+
+    pub fn is_non_compliant(&self) -> bool {
+        self.compliant.as_ref().is_some_and(|c| c.status == "False")
+    }
+}
+
+/// True: non-compliant, false: compliant, None: nothing to judge (Unknown).
+pub(super) fn verdict(status: &str) -> Option<bool> {
+    match status {
+        "False" => Some(true),
+        "True" => Some(false),
+        _ => None,
+    }
+}
+
+/// A repository whose findings are read: where, and under which policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanTarget {
+    pub region: String,
+    pub repository: String,
+    pub policy: String,
+}
+
+/// (resync epoch, policy generation, hash of the managed repositories) at which a region's
+/// per-repository configuration was read, and the (object, ECR repository) pairs it covers.
+type ScanningRead = ((u64, Option<i64>, u64), Vec<(ObjectKey, String)>);
+
+/// The governing policy of a region and how it judges findings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionRules {
+    pub policy: String,
+    pub thresholds: Thresholds,
+    pub refresh_interval: Duration,
+}
+
+/// The ScanPolicy kind's own context, shared with the findings refresher.
+pub struct Scans {
+    pub default_region: String,
+    /// The shortest `findings.refreshInterval` a policy may ask for (`--min-findings-refresh`).
+    pub min_refresh: Duration,
+    /// Namespaces whose EcrRepositories berth manages (empty: all).
+    pub namespaces: Vec<String>,
+    /// The repositories whose findings are read, in rotation.
+    pub targets: Rotation<ScanTarget>,
+    /// Per region, the governing policy's findings rules.
+    pub(super) rules: Mutex<HashMap<String, RegionRules>>,
+    /// What `berth-scan` last applied to each EcrRepository.
+    pub(super) records: Mutex<HashMap<ObjectKey, ScanRecord>>,
+    /// Per region: when its per-repository configuration was read, and what the rules cover.
+    pub(super) scanning_read: Mutex<HashMap<String, ScanningRead>>,
+    /// Names a policy whose status should be recomputed (its findings changed, or a winner
+    /// left and the next-oldest takes over).
+    pub recompute: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Scans {
+    pub fn new(default_region: String, min_refresh: Duration, namespaces: Vec<String>) -> Self {
+        Self {
+            default_region,
+            min_refresh,
+            namespaces,
+            targets: Rotation::default(),
+            rules: Mutex::default(),
+            records: Mutex::default(),
+            scanning_read: Mutex::default(),
+            recompute: tokio::sync::broadcast::channel(256).0,
+        }
+    }
+
+    /// The rules for `target`, unless its region is governed by another policy now.
+    pub fn rules_for(&self, target: &ScanTarget) -> Option<RegionRules> {
+        let rules = self.rules.lock().expect("rules lock");
+        rules
+            .get(&target.region)
+            .filter(|rules| rules.policy == target.policy)
+            .cloned()
+    }
+
+    pub fn record(&self, key: &ObjectKey) -> ScanRecord {
+        self.records
+            .lock()
+            .expect("records lock")
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Keeps what was written and asks for the policy's summary to be recomputed.
+    pub fn store(&self, key: &ObjectKey, record: ScanRecord, target: &ScanTarget) {
+        self.records.lock().expect("records lock").insert(key.clone(), record);
+        let _ = self.recompute.send(target.policy.clone());
+    }
+
+    pub(super) fn seed(&self, key: &ObjectKey, record: ScanRecord) {
+        self.records
+            .lock()
+            .expect("records lock")
+            .entry(key.clone())
+            .or_insert(record);
+    }
+
+    /// Stops reading findings in `region` (its policy left or no longer judges findings).
+    pub(super) fn stop_region(&self, runtime: &Runtime, region: &str) {
+        self.rules.lock().expect("rules lock").remove(region);
+        let mut released = Vec::new();
+        self.targets.retain(|_, target| {
+            let keep = target.region != region;
+            if !keep {
+                released.push(RepositoryRef::new(target.region.clone(), target.repository.clone()));
+            }
+            keep
+        });
+        for repository in released {
+            runtime.images.release(IMAGES_CONSUMER, &repository);
+        }
+    }
+}

@@ -248,9 +248,24 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_after_a_crash() {
     let args: Vec<&str> = owned_args.iter().map(String::as_str).collect();
     let first = Operator::start_with(&s.testbed, &s.namespace, &s.testbed.aws_endpoint, "-1", &args);
     let leases: Api<Lease> = Api::namespaced(s.client.clone(), &s.namespace);
-    wait_for(TIMEOUT, || lease_holder(&leases, &lease_name))
+    let holder = wait_for(TIMEOUT, || lease_holder(&leases, &lease_name))
         .await
         .expect("the first replica takes the Lease");
+    // the holder wrote the Lease under a field manager of its own, not one shared by replicas
+    let managers: Vec<String> = leases
+        .get(&lease_name)
+        .await
+        .expect("the Lease")
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|entry| entry.manager)
+        .collect();
+    assert!(
+        managers.contains(&format!("berth-leader-{holder}")),
+        "managers {managers:?}, holder {holder}"
+    );
     let mut second = Operator::start_with(&s.testbed, &s.namespace, &s.testbed.aws_endpoint, "-2", &args);
     create_plain(&s, "one").await;
     wait_reason(&s.repositories, "one", "Synced", &first).await;

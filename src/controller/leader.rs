@@ -29,6 +29,11 @@ pub fn identity() -> String {
     format!("{host}-{:06x}", rand::random_range(0..0x100_0000u32))
 }
 
+/// The server-side-apply field manager of a replica's Lease writes.
+pub fn field_manager(identity: &str) -> String {
+    format!("berth-leader-{identity}")
+}
+
 /// Starts competing for the Lease in the background.
 pub async fn campaign(client: Client, args: &RunArgs) -> anyhow::Result<Leadership> {
     let duration = args.lease_duration.as_secs();
@@ -40,7 +45,9 @@ pub async fn campaign(client: Client, args: &RunArgs) -> anyhow::Result<Leadersh
         .with_duration(duration)
         // renew a third of the duration before expiry
         .with_grace((duration / 3).max(1))
-        .with_field_manager("berth-leader-election")
+        // each replica writes under its own field manager, so that server-side apply refuses
+        // (as a conflict) a second replica claiming the Lease at the same moment
+        .with_field_manager(field_manager(&identity))
         .build()
         .await
         .map_err(|e| {

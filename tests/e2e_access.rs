@@ -315,20 +315,27 @@ async fn a_role_iam_has_not_propagated_is_retried_and_delete_takes_the_role() {
     );
 
     // deletionPolicy Delete: the role and the repository go with the object
-    s.repositories.delete("ci", &DeleteParams::default()).await.unwrap();
+    delete_and_expect_all_gone(&s, &iam, &operator, "ci", &name, &role_name).await;
+}
+
+/// Deletes the EcrRepository `object` and waits until it is released, its push role
+/// `role_name` is gone from IAM and its repository `repository` from ECR.
+async fn delete_and_expect_all_gone(
+    s: &Setup,
+    iam: &aws_sdk_iam::Client,
+    operator: &Operator,
+    object: &str,
+    repository: &str,
+    role_name: &str,
+) {
+    s.repositories.delete(object, &DeleteParams::default()).await.unwrap();
     let gone = wait_for(TIMEOUT, || async {
-        (s.repositories.get_opt("ci").await.ok()?.is_none() && role(&iam, &role_name).await.is_none()).then_some(())
+        (s.repositories.get_opt(object).await.ok()?.is_none() && role(iam, role_name).await.is_none()).then_some(())
     })
     .await;
     assert!(gone.is_some(), "object or role still there\n{}", operator.log_text());
-    assert!(
-        s.ecr
-            .describe_repositories()
-            .repository_names(&name)
-            .send()
-            .await
-            .is_err()
-    );
+    let described = s.ecr.describe_repositories().repository_names(repository).send().await;
+    assert!(described.is_err(), "the repository leaked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,19 +457,5 @@ async fn cleanup_works_from_the_record_when_the_spec_became_invalid() {
     s.merge("rec", json!({"spec": {"tags": {"aws:owner": "x"}}})).await;
     wait_reason(&s.repositories, "rec", "InvalidSpec", &operator).await;
 
-    s.repositories.delete("rec", &DeleteParams::default()).await.unwrap();
-    let gone = wait_for(TIMEOUT, || async {
-        (s.repositories.get_opt("rec").await.ok()?.is_none() && role(&iam, &role_name).await.is_none()).then_some(())
-    })
-    .await;
-    assert!(gone.is_some(), "object or role still there\n{}", operator.log_text());
-    assert!(
-        s.ecr
-            .describe_repositories()
-            .repository_names(&name)
-            .send()
-            .await
-            .is_err(),
-        "the repository leaked"
-    );
+    delete_and_expect_all_gone(&s, &iam, &operator, "rec", &name, &role_name).await;
 }

@@ -11,7 +11,9 @@ use kube::{Resource, ResourceExt};
 use super::context::{IMAGES_CONSUMER, RegionRules, ScanRecord, ScanTarget, Scans};
 use super::findings;
 use super::mapping::{config_of, frequency_name, recorded, registry_scanning, restored};
-use crate::api::{EcrRepository, Progress, ScanPolicy, ScanPolicyStatus, ScanningStatus, progress_conditions};
+use crate::api::{
+    EcrRepository, Progress, RecordedScanning, ScanPolicy, ScanPolicyStatus, ScanningStatus, progress_conditions,
+};
 use crate::aws::RegistryScanFrequency;
 use crate::error::{Error, Result};
 use crate::images::RepositoryRef;
@@ -130,46 +132,15 @@ pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Res
         return Ok(Action::await_change());
     }
 
-    // Record what was there before the first write, so that deleting the policy restores it.
     // the finalizer first: a status write would make this object's resourceVersion stale
     runtime.set_finalizer(&api(runtime), policy, FINALIZER, true).await?;
-    let observed = runtime.registry.get_registry_scanning(&desired.region).await?;
     let mut previous = policy.status.as_ref().and_then(|s| s.previous.clone());
-    if previous.is_none() {
-        previous = Some(recorded(&observed));
-        let mut status = policy.status.clone().unwrap_or_default();
-        status.previous = previous.clone();
-        status.region = Some(desired.region.clone());
-        write_status(policy, runtime, &status).await?;
-    }
-
-    if config_of(&observed) != desired.config {
-        runtime
-            .registry
-            .put_registry_scanning(&desired.region, &registry_scanning(&desired.config))
-            .await?;
-        let was_synced = policy
-            .status
-            .as_ref()
-            .is_some_and(|s| s.observed_generation == policy.metadata.generation)
-            && policy
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.first())
-                .is_some_and(|c| c.status == "True");
-        let note = format!(
-            "registry scanning configuration of {} set from ScanPolicy {name}",
-            desired.region
-        );
-        harness::report(
-            runtime,
-            KIND,
-            &policy.object_ref(&()),
-            &ScanChange::Apply,
-            was_synced,
-            &note,
-        )
-        .await;
+    // Found in sync during this resync: a reconcile for a new summary (findings changed) does
+    // not read the registry configuration again.
+    let id = ObjectId::of(KIND, policy);
+    let epoch = runtime.epoch();
+    if previous.is_none() || !runtime.is_memo_current(&id, policy.metadata.generation, epoch) {
+        previous = Some(apply_configuration(policy, runtime, &desired, previous).await?);
     }
 
     let covered = read_repository_scanning(policy, scans, runtime, &desired).await?;
@@ -201,8 +172,60 @@ pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Res
     status.non_compliant = non_compliant;
     runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, true);
     write_status(policy, runtime, &status).await?;
-    runtime.remember_synced(ObjectId::of(KIND, policy), policy.metadata.generation, runtime.epoch());
+    runtime.remember_synced(id, policy.metadata.generation, epoch);
     Ok(Action::await_change())
+}
+
+/// Records the registry configuration found (before berth's first write, so that deleting the
+/// policy restores it) and writes the policy's configuration when it differs; returns the record.
+async fn apply_configuration(
+    policy: &ScanPolicy,
+    runtime: &Runtime,
+    desired: &DesiredScanning,
+    previous: Option<RecordedScanning>,
+) -> Result<RecordedScanning> {
+    let observed = runtime.registry.get_registry_scanning(&desired.region).await?;
+    let previous = match previous {
+        Some(previous) => previous,
+        None => {
+            let found = recorded(&observed);
+            let mut status = policy.status.clone().unwrap_or_default();
+            status.previous = Some(found.clone());
+            status.region = Some(desired.region.clone());
+            write_status(policy, runtime, &status).await?;
+            found
+        }
+    };
+    if config_of(&observed) != desired.config {
+        runtime
+            .registry
+            .put_registry_scanning(&desired.region, &registry_scanning(&desired.config))
+            .await?;
+        let was_synced = policy
+            .status
+            .as_ref()
+            .is_some_and(|s| s.observed_generation == policy.metadata.generation)
+            && policy
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.first())
+                .is_some_and(|c| c.status == "True");
+        let note = format!(
+            "registry scanning configuration of {} set from ScanPolicy {}",
+            desired.region,
+            policy.name_any()
+        );
+        harness::report(
+            runtime,
+            KIND,
+            &policy.object_ref(&()),
+            &ScanChange::Apply,
+            was_synced,
+            &note,
+        )
+        .await;
+    }
+    Ok(previous)
 }
 
 /// The summary over the covered repositories, from what `berth-scan` last wrote on each.

@@ -55,6 +55,9 @@ fn properties<'a>(path: &str, schema: &'a serde_json::Value, out: &mut Vec<(Stri
     if let Some(items) = schema.get("items") {
         properties(&format!("{path}[]"), items, out);
     }
+    if let Some(values) = schema.get("additionalProperties") {
+        properties(&format!("{path}{{}}"), values, out);
+    }
 }
 
 /// `kubectl explain` shows each field's description: no field of the finished kinds goes without.

@@ -48,26 +48,6 @@ fn rendered(rules: serde_json::Value) -> String {
     berth::lifecycle::render(&rules).expect("renders")
 }
 
-/// Waits until the LifecyclePolicy reports Ready with `reason` for its current generation.
-async fn wait_policy(s: &Setup, name: &str, reason: &str, operator: &Operator) -> LifecyclePolicy {
-    let api = policies(s);
-    let found = wait_for(TIMEOUT, || async {
-        let policy = api.get(name).await.ok()?;
-        let status = policy.status.as_ref()?;
-        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
-        (ready.reason == reason && status.observed_generation == policy.metadata.generation).then_some(policy)
-    })
-    .await;
-    if let Some(policy) = found {
-        return policy;
-    }
-    let current = api.get(name).await.map(|p| format!("{:?}", p.status));
-    panic!(
-        "{name} never reached {reason}: {current:?}\n--- operator log ---\n{}",
-        operator.log_text()
-    )
-}
-
 /// Waits until `check` holds for the ECR policy text of `repository`.
 async fn wait_ecr_policy(s: &Setup, repository: &str, check: impl Fn(Option<&str>) -> bool) -> bool {
     wait_for(TIMEOUT, || async {
@@ -117,7 +97,7 @@ async fn rules_follow_labels_selectors_conflicts_and_deletion_and_leave_others_a
         .create(&PostParams::default(), &lifecycle_policy("keep", spec))
         .await
         .expect("create LifecyclePolicy");
-    let ready = wait_policy(&s, "keep", "Applied", &operator).await;
+    let ready = wait_reason(&policies(&s), "keep", "Applied", &operator).await;
     let expected = rendered(rules());
     let states: Vec<(String, SelectionState)> = ready
         .status
@@ -151,7 +131,7 @@ async fn rules_follow_labels_selectors_conflicts_and_deletion_and_leave_others_a
         .create(&PostParams::default(), &lifecycle_policy("dev", spec))
         .await
         .expect("create dev LifecyclePolicy");
-    wait_policy(&s, "dev", "Applied", &operator).await;
+    wait_reason(&policies(&s), "dev", "Applied", &operator).await;
 
     // relabelled: web moves from keep to dev, within seconds
     s.merge("web", serde_json::json!({"metadata": {"labels": {"tier": "dev"}}}))
@@ -196,7 +176,7 @@ async fn rules_follow_labels_selectors_conflicts_and_deletion_and_leave_others_a
         .create(&PostParams::default(), &lifecycle_policy("late", spec))
         .await
         .expect("create second LifecyclePolicy");
-    let late = wait_policy(&s, "late", "Applied", &operator).await;
+    let late = wait_reason(&policies(&s), "late", "Applied", &operator).await;
     let entry = &late.status.unwrap().repositories[0];
     assert_eq!(entry.state, SelectionState::Conflict);
     assert!(entry.message.as_deref().unwrap_or_default().contains("keep"));
@@ -283,7 +263,7 @@ async fn preview_counts_exactly_and_never_writes_the_policy() {
         .create(&PostParams::default(), &lifecycle_policy("preview", spec))
         .await
         .expect("create LifecyclePolicy");
-    let previewed = wait_policy(&s, "preview", "Previewed", &operator).await;
+    let previewed = wait_reason(&policies(&s), "preview", "Previewed", &operator).await;
     let status = previewed.status.unwrap();
     assert_eq!(status.repositories[0].state, SelectionState::Previewed);
     let preview = &status.preview[0];
@@ -313,7 +293,7 @@ async fn preview_counts_exactly_and_never_writes_the_policy() {
         )
         .await
         .expect("switch to Enforce");
-    wait_policy(&s, "preview", "Applied", &operator).await;
+    wait_reason(&policies(&s), "preview", "Applied", &operator).await;
     assert!(ecr_policy(&s, &repository).await.is_some());
     tokio::time::sleep(Duration::from_secs(7)).await; // two resyncs: in sync costs no write
     assert_eq!(proxy.counts().get("PutLifecyclePolicy"), Some(&1));
@@ -333,7 +313,7 @@ async fn invalid_rules_are_refused_naming_the_field_with_zero_aws_calls() {
         .create(&PostParams::default(), &lifecycle_policy("bad", spec))
         .await
         .expect("the apiserver admits it");
-    let refused = wait_policy(&s, "bad", "InvalidSpec", &operator).await;
+    let refused = wait_reason(&policies(&s), "bad", "InvalidSpec", &operator).await;
     let status = refused.status.unwrap();
     let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(ready.status, "False");
@@ -370,7 +350,7 @@ async fn invalid_rules_are_refused_naming_the_field_with_zero_aws_calls() {
         .patch("bad", &PatchParams::default(), &Patch::Merge(fixed))
         .await
         .expect("fix the rules");
-    let ready = wait_policy(&s, "bad", "Applied", &operator).await;
+    let ready = wait_reason(&policies(&s), "bad", "Applied", &operator).await;
     let conditions = ready.status.unwrap().conditions;
     assert_eq!(conditions.len(), 1, "only Ready is left: {conditions:?}");
 }

@@ -52,24 +52,6 @@ async fn registry_scanning(ecr: &aws_sdk_ecr::Client) -> (String, Vec<(String, V
     (scan_type, rules)
 }
 
-async fn wait_policy(api: &Api<ScanPolicy>, name: &str, reason: &str, operator: &Operator) -> ScanPolicy {
-    let found = wait_for(TIMEOUT, || async {
-        let policy = api.get(name).await.ok()?;
-        let status = policy.status.as_ref()?;
-        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
-        (ready.reason == reason && status.observed_generation == policy.metadata.generation).then_some(policy)
-    })
-    .await;
-    if let Some(policy) = found {
-        return policy;
-    }
-    let current = api.get(name).await.map(|p| format!("{:?}", p.status));
-    panic!(
-        "{name} never reached {reason}: {current:?}\n--- operator log ---\n{}",
-        operator.log_text()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_conflict_findings_thresholds_and_restore() {
     let Some(s) = setup("e2e-scan").await else { return };
@@ -139,7 +121,7 @@ async fn configuration_conflict_findings_thresholds_and_restore() {
         .create(&PostParams::default(), &scan_policy(&first, spec))
         .await
         .expect("create ScanPolicy");
-    let applied = wait_policy(&policies, &first, "Applied", &operator).await;
+    let applied = wait_reason(&policies, &first, "Applied", &operator).await;
 
     // the registry holds exactly the spec; what was there before is recorded
     assert_eq!(
@@ -247,14 +229,14 @@ async fn configuration_conflict_findings_thresholds_and_restore() {
         .create(&PostParams::default(), &scan_policy(&second, spec))
         .await
         .expect("create second ScanPolicy");
-    let conflict = wait_policy(&policies, &second, "Conflict", &operator).await;
+    let conflict = wait_reason(&policies, &second, "Conflict", &operator).await;
     let message = &conflict.status.unwrap().conditions[0].message;
     assert!(message.contains(&first), "{message}");
     assert_eq!(registry_scanning(&ecr).await.0, "ENHANCED");
 
     // the winner goes: what it recorded is put back, and the next-oldest policy takes over
     policies.delete(&first, &DeleteParams::default()).await.expect("delete");
-    let taken_over = wait_policy(&policies, &second, "Applied", &operator).await;
+    let taken_over = wait_reason(&policies, &second, "Applied", &operator).await;
     assert_eq!(
         registry_scanning(&ecr).await,
         (

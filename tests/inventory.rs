@@ -72,7 +72,7 @@ async fn one_describe_images_pass_serves_every_reader() {
         .expect("images");
     assert_eq!(registry.calls("DescribeImages"), 2);
     assert_eq!(inventory.kept(), 1);
-    inventory.release_all("lifecycle");
+    inventory.release("lifecycle", &repository);
     assert_eq!(inventory.kept(), 0);
 
     // a repository that does not exist is NotFound, kept nowhere

@@ -141,17 +141,6 @@ impl ImageInventory {
         }
     }
 
-    /// `consumer` no longer needs any repository's images (e.g. its controller stopped).
-    pub fn release_all(&self, consumer: &'static str) {
-        let mut state = self.shared.lock();
-        state.consumers.retain(|_, consumers| {
-            consumers.remove(consumer);
-            !consumers.is_empty()
-        });
-        let State { consumers, kept, .. } = &mut *state;
-        kept.retain(|repository, _| consumers.contains_key(repository));
-    }
-
     /// How many repositories' images are kept now.
     pub fn kept(&self) -> usize {
         self.shared.lock().kept.len()
@@ -499,11 +488,10 @@ mod tests {
         assert_eq!(inventory.kept(), 1);
         inventory.images(&api, HOUR).await.unwrap();
         assert_eq!((registry.calls(), inventory.kept()), (3, 1), "api is no longer kept");
-        inventory.release_all("lifecycle");
-        assert_eq!(inventory.kept(), 0);
         // releasing what was never retained changes nothing
         inventory.release("scan", &web);
-        inventory.release_all("scan");
+        assert_eq!(inventory.kept(), 1);
+        inventory.release("lifecycle", &web);
         assert_eq!(inventory.kept(), 0);
     }
 

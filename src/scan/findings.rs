@@ -42,21 +42,6 @@ impl Severity {
         }
     }
 
-    /// The severity of one of ECR's severity names (the keys of `findingSeverityCounts`, basic
-    /// and enhanced): `CRITICAL` ... `UNDEFINED`, and Amazon Inspector's `UNTRIAGED`, which
-    /// counts as undefined. Case does not matter; an unknown name is `None`.
-    pub fn from_ecr(name: &str) -> Option<Self> {
-        Some(match name.to_ascii_uppercase().as_str() {
-            "CRITICAL" => Self::Critical,
-            "HIGH" => Self::High,
-            "MEDIUM" => Self::Medium,
-            "LOW" => Self::Low,
-            "INFORMATIONAL" => Self::Informational,
-            "UNDEFINED" | "UNTRIAGED" => Self::Undefined,
-            _ => return None,
-        })
-    }
-
     fn index(self) -> usize {
         self as usize
     }
@@ -65,22 +50,6 @@ impl Severity {
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
-    }
-}
-
-/// The state of an image's scan from ECR's `imageScanStatus.status` (`None`: no scan). The one
-/// place where ECR's scan statuses meet berth's: COMPLETE and ACTIVE (Inspector monitors the
-/// image, its findings are current) are Complete; IN_PROGRESS and PENDING are InProgress;
-/// UNSUPPORTED_IMAGE is Unsupported; everything else (FAILED, FINDINGS_UNAVAILABLE,
-/// SCAN_ELIGIBILITY_EXPIRED, LIMIT_EXCEEDED, IMAGE_ARCHIVED, and statuses not known yet) is
-/// Unavailable.
-pub fn scan_state(ecr_status: Option<&str>) -> ScanState {
-    match ecr_status {
-        None => ScanState::NotScanned,
-        Some("COMPLETE" | "ACTIVE") => ScanState::Complete,
-        Some("IN_PROGRESS" | "PENDING") => ScanState::InProgress,
-        Some("UNSUPPORTED_IMAGE") => ScanState::Unsupported,
-        Some(_) => ScanState::Unavailable,
     }
 }
 

@@ -5,39 +5,13 @@ use super::*;
 use Severity::{Critical, High, Informational, Low, Medium, Undefined};
 
 #[test]
-fn severity_labels_and_ecr_names() {
+fn severity_labels() {
     let labels: Vec<&str> = Severity::ALL.iter().map(|s| s.label()).collect();
     assert_eq!(
         labels,
         ["critical", "high", "medium", "low", "informational", "undefined"]
     );
     assert_eq!(High.to_string(), "high");
-    for severity in Severity::ALL {
-        assert_eq!(Severity::from_ecr(&severity.label().to_uppercase()), Some(severity));
-    }
-    assert_eq!(Severity::from_ecr("UNTRIAGED"), Some(Undefined));
-    assert_eq!(Severity::from_ecr("critical"), Some(Critical));
-    assert_eq!(Severity::from_ecr("SEVERE"), None);
-}
-
-#[test]
-fn ecr_scan_statuses() {
-    assert_eq!(scan_state(None), ScanState::NotScanned);
-    assert_eq!(scan_state(Some("COMPLETE")), ScanState::Complete);
-    assert_eq!(scan_state(Some("ACTIVE")), ScanState::Complete);
-    assert_eq!(scan_state(Some("IN_PROGRESS")), ScanState::InProgress);
-    assert_eq!(scan_state(Some("PENDING")), ScanState::InProgress);
-    assert_eq!(scan_state(Some("UNSUPPORTED_IMAGE")), ScanState::Unsupported);
-    for status in [
-        "FAILED",
-        "FINDINGS_UNAVAILABLE",
-        "SCAN_ELIGIBILITY_EXPIRED",
-        "LIMIT_EXCEEDED",
-        "IMAGE_ARCHIVED",
-        "SOMETHING_NEW",
-    ] {
-        assert_eq!(scan_state(Some(status)), ScanState::Unavailable, "{status}");
-    }
 }
 
 #[test]

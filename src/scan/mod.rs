@@ -14,9 +14,8 @@ mod validate;
 mod wildcard;
 
 pub use config::ScanningConfig;
-pub use findings::{Counts, RepositoryFindings, Severity, Thresholds, exceeded, is_compliant, scan_state, summarize};
+pub use findings::{Counts, RepositoryFindings, Severity, Thresholds, exceeded, is_compliant, summarize};
 pub use validate::{
-    DEFAULT_REFRESH_INTERVAL, DesiredScanning, FindingsRules, InvalidScan, MAX_REFRESH_INTERVAL, MIN_REFRESH_INTERVAL,
-    desired_scanning,
+    DEFAULT_REFRESH_INTERVAL, DesiredScanning, FindingsRules, InvalidScan, MAX_REFRESH_INTERVAL, desired_scanning,
 };
 pub use wildcard::filter_matches;

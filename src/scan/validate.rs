@@ -20,8 +20,6 @@ use crate::api::{
 
 /// How often findings are read when the spec does not say.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
-/// The shortest refresh interval: each refresh reads the findings of every covered repository.
-pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// The longest refresh interval (a week): findings older than that are not worth reporting.
 pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -175,7 +173,7 @@ fn refresh_interval(given: Option<&str>) -> Result<Duration, InvalidScan> {
     }
     // the pattern bounds the digits, so the sum cannot overflow; 0s is refused below
     let interval = crate::config::parse_duration(text).unwrap_or(Duration::ZERO);
-    // the floor (--min-findings-refresh, default MIN_REFRESH_INTERVAL) is the operator's to set
+    // the floor (--min-findings-refresh, default 1m) is the operator's to set
     // and is checked by the controller; here only a zero interval is meaningless
     if interval.is_zero() {
         return Err(InvalidScan(format!("{FIELD}: '{text}' must be longer than zero")));

@@ -235,5 +235,4 @@ fn refresh_interval_is_a_positive_duration_of_at_most_a_week() {
     for bad in ["15", "15 m", "1d", "m", "1.5h", "-1h", "1h1m1s1h", "15min", ""] {
         refused_interval(bad, "not a duration like");
     }
-    assert_eq!(MIN_REFRESH_INTERVAL, Duration::from_secs(60));
 }

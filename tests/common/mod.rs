@@ -251,33 +251,24 @@ impl Drop for Operator {
 
 /// A bare HTTP/1.0 GET: enough for /metrics and the probes.
 pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
+    http_request(addr, &format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")).await
 }
 
 /// A bare HTTP/1.0 POST of a JSON body: (status code, body), or None if nothing answers.
 pub async fn http_post_json(addr: &str, path: &str, body: &serde_json::Value) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.to_string();
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let head = format!(
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(head.as_bytes()).await.ok()?;
-    stream.write_all(body.as_bytes()).await.ok()?;
+    http_request(addr, &request).await
+}
+
+/// Sends `request` as it is and reads the answer to its end: (status code, body).
+async fn http_request(addr: &str, request: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
@@ -484,25 +475,56 @@ pub fn object(name: &str, spec: serde_json::Value) -> EcrRepository {
     .unwrap()
 }
 
-/// Waits until the object's Ready condition has `reason`, and returns the object.
-pub async fn wait_reason(api: &Api<EcrRepository>, name: &str, reason: &str, operator: &Operator) -> EcrRepository {
+/// A kind whose status has a Ready condition and an observedGeneration.
+pub trait ReadyStatus: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug {
+    /// (the Ready condition's reason, the status's observedGeneration)
+    fn ready(&self) -> Option<(String, Option<i64>)>;
+}
+
+fn ready_of(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    generation: Option<i64>,
+) -> Option<(String, Option<i64>)> {
+    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some((ready.reason.clone(), generation))
+}
+
+impl ReadyStatus for EcrRepository {
+    fn ready(&self) -> Option<(String, Option<i64>)> {
+        let status = self.status.as_ref()?;
+        ready_of(&status.conditions, status.observed_generation)
+    }
+}
+
+impl ReadyStatus for berth::api::LifecyclePolicy {
+    fn ready(&self) -> Option<(String, Option<i64>)> {
+        let status = self.status.as_ref()?;
+        ready_of(&status.conditions, status.observed_generation)
+    }
+}
+
+impl ReadyStatus for berth::api::ScanPolicy {
+    fn ready(&self) -> Option<(String, Option<i64>)> {
+        let status = self.status.as_ref()?;
+        ready_of(&status.conditions, status.observed_generation)
+    }
+}
+
+/// Waits until the object's Ready condition has `reason` for its current generation, and
+/// returns the object; panics with its status and the operator's log otherwise.
+pub async fn wait_reason<K: ReadyStatus>(api: &Api<K>, name: &str, reason: &str, operator: &Operator) -> K {
     let found = wait_for(TIMEOUT, || async {
         let object = api.get(name).await.ok()?;
-        let ready = object.status.as_ref()?.condition("Ready")?;
-        (ready.reason == reason && object.status.as_ref()?.observed_generation == object.metadata.generation)
-            .then_some(object)
+        let (ready, observed) = object.ready()?;
+        (ready == reason && observed == object.meta().generation).then_some(object)
     })
     .await;
     if let Some(object) = found {
         return object;
     }
-    let current = api
-        .get(name)
-        .await
-        .map(|o| format!("{:?}", o.status))
-        .unwrap_or_default();
+    let current = api.get(name).await.map(|o| format!("{o:?}")).unwrap_or_default();
     panic!(
-        "{name} never reached reason {reason}; status: {current}\n--- operator log ---\n{}",
+        "{name} never reached reason {reason}: {current}\n--- operator log ---\n{}",
         operator.log_text()
     )
 }

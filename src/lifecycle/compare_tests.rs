@@ -167,6 +167,22 @@ fn respelled(text: &str, seed: u64) -> String {
 }
 
 proptest! {
+    /// Whatever ECR hands back (or a user wrote), comparing never panics and is symmetric.
+    #[test]
+    fn arbitrary_text_never_panics(left in ".{0,64}", right in "\\{\"rules\":\\[.{0,48}\\]\\}") {
+        prop_assert_eq!(equivalent(&left, &right), equivalent(&right, &left));
+        prop_assert_eq!(canonical(&left), canonical(&left));
+        prop_assert_eq!(canonical(&right), canonical(&right));
+    }
+
+    /// Rendering is deterministic: the same rules give the same text, equivalent to itself.
+    #[test]
+    fn rendering_is_deterministic(rules in test_support::rules()) {
+        let first = render(&rules).unwrap();
+        prop_assert_eq!(&first, &render(&rules).unwrap());
+        prop_assert!(equivalent(&first, &first));
+    }
+
     #[test]
     fn respelled_policies_are_equivalent(rules in test_support::rules(), seed in any::<u64>()) {
         let desired = render(&rules).unwrap();

@@ -451,6 +451,9 @@ proptest! {
     #[test]
     fn every_verdict_is_justified(rules in test_support::rules(), images in test_support::images()) {
         let verdicts = evaluate(&rules, &images, NOW);
+        // deterministic: the same input, the same verdicts and the same preview
+        prop_assert_eq!(&verdicts, &evaluate(&rules, &images, NOW));
+        prop_assert_eq!(format!("{:?}", preview(&images, &verdicts)), format!("{:?}", preview(&images, &verdicts)));
         prop_assert_eq!(verdicts.len(), images.len());
         for (image, verdict) in images.iter().zip(&verdicts) {
             let Some(priority) = verdict.priority() else { continue };

@@ -1,7 +1,9 @@
-//! Property tests: random documents, re-spelled at random, compare equal; a real change does not.
+//! Property tests (proptest): generated documents, re-spelled at random, compare equal; a real
+//! change does not; arbitrary text and JSON never make parsing or comparison panic.
 
+use proptest::prelude::*;
 use rand::rngs::StdRng;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
@@ -17,34 +19,73 @@ const ACTIONS: &[&str] = &[
     "ecr:CompleteLayerUpload",
 ];
 
-fn account(rng: &mut StdRng) -> String {
-    (0..12).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
-}
-
-/// A random document in berth's own spelling: lists everywhere, account ids as root ARNs.
-fn random_document(rng: &mut StdRng) -> Value {
-    let statements: Vec<Value> = (0..rng.random_range(1..4))
-        .map(|i| {
-            let mut aws: Vec<String> = (0..rng.random_range(1..4))
-                .map(|_| format!("arn:aws:iam::{}:root", account(rng)))
-                .collect();
-            aws.push(format!("arn:aws:iam::{}:role/ci-{i}", account(rng)));
-            let count = rng.random_range(1..ACTIONS.len());
-            let actions: Vec<&str> = ACTIONS.sample(rng, count).copied().collect();
+/// One statement in berth's own spelling: lists everywhere, account ids as root ARNs.
+fn statement() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec("[0-9]{12}", 1..4),
+        "[0-9]{12}",
+        prop::sample::subsequence(ACTIONS, 1..ACTIONS.len()),
+        prop::bool::weighted(0.8),
+        prop::option::of("[0-9]{12}"),
+    )
+        .prop_map(|(accounts, role_account, actions, allow, organization)| {
+            let mut aws: Vec<String> = accounts.iter().map(|a| format!("arn:aws:iam::{a}:root")).collect();
+            aws.push(format!("arn:aws:iam::{role_account}:role/ci"));
             let mut statement = json!({
-                "Sid": format!("S{i}"),
-                "Effect": if rng.random_bool(0.8) { "Allow" } else { "Deny" },
+                "Effect": if allow { "Allow" } else { "Deny" },
                 "Principal": {"AWS": aws},
                 "Action": actions,
             });
-            if rng.random_bool(0.5) {
-                statement["Condition"] =
-                    json!({"StringEquals": {"aws:PrincipalOrgID": [format!("o-{}", account(rng))]}});
+            if let Some(organization) = organization {
+                statement["Condition"] = json!({"StringEquals": {"aws:PrincipalOrgID": [format!("o-{organization}")]}});
             }
             statement
         })
-        .collect();
-    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// A document of one to three statements, each with its own Sid.
+fn document() -> impl Strategy<Value = Value> {
+    prop::collection::vec(statement(), 1..4).prop_map(|statements| {
+        let statements: Vec<Value> = statements
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut statement)| {
+                statement["Sid"] = json!(format!("S{i}"));
+                statement
+            })
+            .collect();
+        json!({"Version": "2012-10-17", "Statement": statements})
+    })
+}
+
+/// Arbitrary JSON, policy-shaped keys included so that the comparison's branches are reached.
+fn any_json() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        Just("Statement".to_owned()),
+        Just("Principal".to_owned()),
+        Just("NotPrincipal".to_owned()),
+        Just("AWS".to_owned()),
+        Just("Action".to_owned()),
+        Just("Effect".to_owned()),
+        Just("Condition".to_owned()),
+        Just("Version".to_owned()),
+        ".{0,6}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        // quarters print and parse back exactly (serde_json's default float parsing is not exact)
+        (-4000i32..4000).prop_map(|n| Value::from(f64::from(n) / 4.0)),
+        "(\\*|arn:aws:iam::[0-9]{12}:root|[0-9]{12}|ecr:\\*|.{0,8})".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(key.clone(), inner, 0..6)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
 }
 
 /// The same grants, spelled differently at random.
@@ -148,29 +189,44 @@ fn alter(document: &Value, rng: &mut StdRng) -> Value {
     document
 }
 
-#[test]
-fn random_respellings_compare_equal() {
-    let mut rng = StdRng::seed_from_u64(0xbe27);
-    for _ in 0..500 {
-        let document = random_document(&mut rng);
-        let respelled = respell(&document, &mut rng);
-        assert!(equivalent(&document, &respelled), "{document}\n{respelled}");
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn respellings_compare_equal(document in document(), seed in any::<u64>()) {
+        let respelled = respell(&document, &mut StdRng::seed_from_u64(seed));
+        prop_assert!(equivalent(&document, &respelled), "{document}\n{respelled}");
         // whitespace, key order and IAM's URL encoding do not matter either
         let pretty = serde_json::to_string_pretty(&respelled).unwrap();
         let encoded = percent_encoding::utf8_percent_encode(&pretty, percent_encoding::NON_ALPHANUMERIC).to_string();
-        assert!(equivalent(&document, &parse_policy(&pretty).unwrap()));
-        assert!(equivalent(&document, &parse_policy(&encoded).unwrap()));
+        prop_assert!(equivalent(&document, &parse_policy(&pretty).unwrap()));
+        prop_assert!(equivalent(&document, &parse_policy(&encoded).unwrap()));
     }
-}
 
-#[test]
-fn random_real_changes_compare_unequal() {
-    let mut rng = StdRng::seed_from_u64(0x7e57);
-    for _ in 0..500 {
-        let document = random_document(&mut rng);
+    #[test]
+    fn real_changes_compare_unequal(document in document(), seed in any::<u64>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
         let altered = alter(&document, &mut rng);
         let respelled = respell(&altered, &mut rng);
-        assert!(!equivalent(&document, &respelled), "{document}\n{respelled}");
+        prop_assert!(!equivalent(&document, &respelled), "{document}\n{respelled}");
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in ".{0,64}", json in any_json()) {
+        let _ = parse_policy(&text);
+        // any JSON document parses back from its text, plain or URL-encoded
+        let serialized = json.to_string();
+        let encoded = percent_encoding::utf8_percent_encode(&serialized, percent_encoding::NON_ALPHANUMERIC).to_string();
+        prop_assert_eq!(parse_policy(&serialized), Ok(json.clone()));
+        prop_assert_eq!(parse_policy(&encoded), Ok(json));
+    }
+
+    #[test]
+    fn comparison_is_deterministic_reflexive_and_symmetric(left in any_json(), right in any_json()) {
+        prop_assert_eq!(canonical(&left), canonical(&left));
+        prop_assert!(equivalent(&left, &left));
+        prop_assert_eq!(equivalent(&left, &right), equivalent(&right, &left));
+        let _ = crate::policy::public::public_reason(&left);
     }
 }
 

@@ -93,4 +93,14 @@ proptest! {
     fn agrees_with_a_regular_expression(filter in "[ab/*.]{1,8}", name in "[ab/.]{0,10}") {
         prop_assert_eq!(filter_matches(&filter, &name), reference(&filter, &name), "{} vs {}", filter, name);
     }
+
+    /// Any text, multi-byte characters and runs of `*` included: no panic, same answer twice.
+    #[test]
+    fn arbitrary_filters_never_panic(filter in "(\\*|.){0,12}", name in ".{0,16}") {
+        prop_assert_eq!(filter_matches(&filter, &name), filter_matches(&filter, &name));
+        if !filter.is_empty() && !filter.contains('*') {
+            // without a wildcard, a filter matches by substring (ECR's documented behaviour)
+            prop_assert_eq!(filter_matches(&filter, &name), name.contains(filter.as_str()));
+        }
+    }
 }

@@ -95,3 +95,134 @@ fn every_change_knows_its_operation_reason_and_whether_it_corrects_drift() {
         assert_eq!(change.corrects_drift(), corrects_drift, "{change:?}");
     }
 }
+
+mod properties {
+    //! On arbitrary desired and observed repositories: planning never panics, is deterministic,
+    //! and what it plans converges in one step (a second plan after the changes is empty).
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::api::TagMutability;
+    use crate::reconcile::ownership::{MANAGED_BY_TAG, OWNER_TAG, ownership_tags};
+
+    const OWNER: &str = "cluster/team/app";
+
+    fn tag_map() -> impl Strategy<Value = BTreeMap<String, String>> {
+        // a small alphabet so that desired and observed keys collide often
+        prop::collection::btree_map("(aws:)?[ab]{1,2}", "[xy]{0,2}", 0..5)
+    }
+
+    fn repository_settings() -> impl Strategy<Value = RepositorySettings> {
+        (any::<bool>(), prop::collection::btree_set("[ab*]{1,3}", 0..3)).prop_map(|(immutable, exclusions)| {
+            RepositorySettings {
+                tag_mutability: if immutable {
+                    TagMutability::Immutable
+                } else {
+                    TagMutability::Mutable
+                },
+                mutability_exclusions: exclusions,
+            }
+        })
+    }
+
+    /// Who the observed repository's tags say owns it: us, nobody, another object, or a
+    /// berth tag without an owner.
+    fn owner_tags() -> impl Strategy<Value = BTreeMap<String, String>> {
+        prop_oneof![
+            Just(ownership_tags(OWNER)),
+            Just(BTreeMap::new()),
+            Just(ownership_tags("cluster/team/other")),
+            Just(BTreeMap::from([(MANAGED_BY_TAG.to_owned(), "berth".to_owned())])),
+        ]
+    }
+
+    fn desired() -> impl Strategy<Value = DesiredRepository> {
+        (
+            repository_settings(),
+            tag_map().prop_map(|tags| tags.into_iter().filter(|(k, _)| !k.starts_with("aws:")).collect()),
+        )
+            .prop_map(|(settings, user_tags)| DesiredRepository {
+                name: "team/app".into(),
+                region: "eu-west-1".into(),
+                settings,
+                user_tags,
+                owner: OWNER.into(),
+                ..Default::default()
+            })
+    }
+
+    fn observed() -> impl Strategy<Value = ObservedState> {
+        (repository_settings(), tag_map(), owner_tags()).prop_map(|(settings, mut tags, owner)| {
+            tags.retain(|key, _| key != OWNER_TAG && key != MANAGED_BY_TAG);
+            tags.extend(owner);
+            ObservedState {
+                repository: ObservedRepository {
+                    name: "team/app".into(),
+                    settings,
+                    ..Default::default()
+                },
+                tags,
+            }
+        })
+    }
+
+    /// What ECR holds after the planned writes.
+    fn applied(observed: &ObservedState, changes: &[RepositoryChange]) -> ObservedState {
+        let mut after = observed.clone();
+        for change in changes {
+            match change {
+                RepositoryChange::SetTagMutability(settings) => after.repository.settings = settings.clone(),
+                RepositoryChange::Tag(tags) => after.tags.extend(tags.clone()),
+                RepositoryChange::Untag(keys) => after.tags.retain(|key, _| !keys.contains(key)),
+                other => panic!("planning an existing repository asked for {other:?}"),
+            }
+        }
+        after
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn planning_converges_in_one_step(desired in desired(), observed in observed(), adopt in any::<bool>()) {
+            let first = plan(&desired, Some(&observed), adopt);
+            prop_assert_eq!(format!("{first:?}"), format!("{:?}", plan(&desired, Some(&observed), adopt)));
+            let owner = observed.tags.get(OWNER_TAG).cloned();
+            match first {
+                Err(error) => {
+                    let reason = error.reason();
+                    let expected = match owner.as_deref() {
+                        Some(OWNER) => "none",
+                        Some(_) => "OwnedByOther",
+                        None if observed.tags.contains_key(MANAGED_BY_TAG) => "OwnedByOther",
+                        None => "AdoptionRequired",
+                    };
+                    prop_assert_eq!(reason, expected);
+                }
+                Ok(first) => {
+                    prop_assert!(owner.as_deref() == Some(OWNER) || adopt);
+                    prop_assert_eq!(first.adopting, owner.is_none());
+                    let after = applied(&observed, &first.changes);
+                    // ECR now holds exactly the declared tags, the ownership tags and AWS's own
+                    // `aws:` tags (which cannot be removed), with the declared settings
+                    let mut expected_tags = desired.all_tags();
+                    expected_tags.extend(observed.tags.iter().filter(|(key, _)| key.starts_with("aws:")).map(|(k, v)| (k.clone(), v.clone())));
+                    prop_assert_eq!(&after.tags, &expected_tags);
+                    prop_assert_eq!(&after.repository.settings, &desired.settings);
+                    let second = plan(&desired, Some(&after), false).expect("ours after the first plan");
+                    prop_assert!(!second.adopting);
+                    prop_assert!(second.changes.is_empty(), "not converged: {:?}", second.changes);
+                }
+            }
+        }
+
+        #[test]
+        fn no_repository_means_one_creation(desired in desired(), adopt in any::<bool>()) {
+            let planned = plan(&desired, None, adopt).expect("creation is always possible");
+            prop_assert_eq!(planned.changes, vec![RepositoryChange::Create]);
+        }
+    }
+}

@@ -42,17 +42,26 @@ async fn one_describe_per_region_per_resync() {
     observer.observe(&testbed.region, &late).await.unwrap();
     assert_eq!(registry.calls("DescribeRepository"), 1);
 
-    // a missing repository is None after its own describe
-    assert!(
-        observer
-            .observe(&testbed.region, &format!("{prefix}/absent"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    // a missing repository is None after its own describe, and is not described again
+    // within the resync (a negative cache)
+    let absent = format!("{prefix}/absent");
+    for _ in 0..3 {
+        assert!(observer.observe(&testbed.region, &absent).await.unwrap().is_none());
+    }
+    assert_eq!(registry.calls("DescribeRepository"), 2, "one describe for the absent name");
+    // ...unless a fresh read is asked for (a spec change), or berth itself created it
+    registry.create_plain(&testbed.region, &absent).await;
+    assert!(observer.observe_fresh(&testbed.region, &absent).await.unwrap().is_some());
+    assert!(observer.observe(&testbed.region, &absent).await.unwrap().is_some());
+    assert_eq!(registry.calls("DescribeRepository"), 3);
 
-    // the next resync describes the region once more
+    // the next resync describes the region once more and forgets what was absent
+    let gone = format!("{prefix}/gone");
+    assert!(observer.observe(&testbed.region, &gone).await.unwrap().is_none());
+    registry.create_plain(&testbed.region, &gone).await;
+    assert!(observer.observe(&testbed.region, &gone).await.unwrap().is_none(), "absent within the resync");
     observer.start_resync();
+    assert!(observer.observe(&testbed.region, &gone).await.unwrap().is_some());
     for name in &names {
         observer.observe(&testbed.region, name).await.unwrap();
     }

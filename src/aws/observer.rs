@@ -1,7 +1,8 @@
 //! Batched observation: one paginated DescribeRepositories per region per resync serves every
 //! EcrRepository of that region. Objects whose spec just changed read their repository afresh.
+//! A name found absent is not described again within the same resync (a negative cache).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,6 +13,8 @@ struct RegionSnapshot {
     /// The resync epoch this snapshot was taken in; None before the first describe.
     epoch: Option<u64>,
     repositories: HashMap<String, ObservedRepository>,
+    /// Names described on their own this epoch and found absent.
+    absent: HashSet<String>,
 }
 
 pub struct RepositoryObserver {
@@ -55,10 +58,14 @@ impl RepositoryObserver {
             if snapshot.epoch != Some(epoch) {
                 let repositories = self.registry.describe_repositories(region).await?;
                 snapshot.repositories = repositories.into_iter().map(|r| (r.name.clone(), r)).collect();
+                snapshot.absent.clear();
                 snapshot.epoch = Some(epoch);
             }
             if let Some(repository) = snapshot.repositories.get(name) {
                 return Ok(Some(repository.clone()));
+            }
+            if snapshot.absent.contains(name) {
+                return Ok(None);
             }
         }
         self.observe_fresh(region, name).await
@@ -77,15 +84,16 @@ impl RepositoryObserver {
     /// Keeps the snapshot true after berth's own writes.
     pub async fn record(&self, region: &str, repository: ObservedRepository) {
         let snapshot = self.region(region);
-        snapshot
-            .lock()
-            .await
-            .repositories
-            .insert(repository.name.clone(), repository);
+        let mut snapshot = snapshot.lock().await;
+        snapshot.absent.remove(&repository.name);
+        snapshot.repositories.insert(repository.name.clone(), repository);
     }
 
+    /// Records that a repository does not exist (described absent, or deleted by berth).
     pub async fn forget(&self, region: &str, name: &str) {
         let snapshot = self.region(region);
-        snapshot.lock().await.repositories.remove(name);
+        let mut snapshot = snapshot.lock().await;
+        snapshot.repositories.remove(name);
+        snapshot.absent.insert(name.to_owned());
     }
 }

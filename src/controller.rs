@@ -449,3 +449,41 @@ fn reporter() -> Reporter {
             .or_else(|| std::env::var("HOSTNAME").ok()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repository() -> EcrRepository {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
+            "metadata": {"name": "api", "namespace": "team", "generation": 1},
+            "spec": {},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_generation_deletion_and_finalizers_trigger_a_reconcile() {
+        let before = repository();
+        let trigger = reconcile_trigger(&before);
+
+        let mut status_only = before.clone();
+        status_only.status = Some(Default::default());
+        status_only.metadata.resource_version = Some("42".into());
+        status_only.metadata.managed_fields = Some(Vec::new());
+        assert_eq!(reconcile_trigger(&status_only), trigger);
+
+        let mut spec = before.clone();
+        spec.metadata.generation = Some(2);
+        let mut deleted = before.clone();
+        deleted.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        let mut finalized = before.clone();
+        finalized.metadata.finalizers = Some(vec!["ecr.berth.dev/cleanup".into()]);
+        for changed in [spec, deleted, finalized] {
+            assert_ne!(reconcile_trigger(&changed), trigger, "{:?}", changed.metadata);
+        }
+    }
+}

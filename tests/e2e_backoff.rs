@@ -1,6 +1,7 @@
 //! Backoff that holds, end to end against the test bed: under a persistent throttle the attempts
 //! follow berth's backoff (a status write does not re-trigger the reconcile) and the Ready
-//! condition does not flap; a spec change still triggers a reconcile at once.
+//! condition does not flap, the repeated failure is one Event series; a spec change still
+//! triggers a reconcile at once.
 
 mod common;
 
@@ -94,6 +95,17 @@ async fn a_persistent_throttle_follows_the_backoff_and_ready_does_not_flap() {
     // and still being made: four reconciles take at most 1.5 + 3 + 6 s of backoff (highest
     // jitter) and the SDK's retries
     assert!(reconciles >= 4, "retries stopped after {reconciles} reconciles");
+
+    // the same failure again and again is one Warning Event whose series counts the failures
+    let warnings = s.events("api", "AwsThrottled").await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let count = warnings[0].series.as_ref().map_or(1, |series| series.count) as usize;
+    // (a reconcile may have been under way when the calls were counted)
+    assert!(
+        count == calls.len() || count == calls.len() + 1,
+        "series count {count} for {} failed reconciles",
+        calls.len()
+    );
 
     // once the throttle is lifted, a spec change is reconciled at once, whatever the backoff
     proxy.stop_failing("DescribeRepositories");

@@ -1,8 +1,9 @@
 //! berth's Event recorder: `events.k8s.io/v1` Events, one series per regarding object, type,
 //! reason, action *and note*. kube's `Recorder` leaves the note out of its series key, so an Event
 //! repeated with a new note (`DeletionBlocked` with a new image count) kept showing the first
-//! note; and the apiserver refuses to change an Event's note. Here the same note again bumps the
-//! series count of its Event, and a new note starts a new Event that shows it.
+//! note. Here the same note again bumps the series count of its Event, and a new note starts a
+//! new Event that shows it (rather than rewriting the old Event's note: the audit trail keeps
+//! both).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_stream::wrappers::BroadcastStream;
@@ -241,7 +241,7 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
     let client = &runtime.client;
     let repositories = watched_apis::<EcrRepository>(client, args)
         .into_iter()
-        .map(|api| Controller::new(api, watcher::Config::default()))
+        .map(controller_for)
         .collect();
     let lifecycles = watched_apis::<LifecyclePolicy>(client, args)
         .into_iter()
@@ -275,6 +275,37 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
     }
 }
 
+/// A Controller over `api` whose own watch triggers a reconcile only when something berth acts on
+/// changed: the spec (generation), deletion, or the finalizers. Status changes, berth's own writes
+/// included, do not: a failure status would otherwise re-trigger the reconcile at once and defeat
+/// the backoff. The store still sees every change; resyncs and `reconcile_on` streams still
+/// trigger.
+fn controller_for<K>(api: Api<K>) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let writer = reflector::store::Writer::default();
+    let store = writer.as_reader();
+    let changes = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .applied_objects()
+        .predicate_filter(reconcile_trigger::<K>, PredicateConfig::default());
+    Controller::for_stream(changes, store)
+}
+
+/// What of an object asks for a reconcile; an update that leaves this unchanged does not.
+/// berth reads no annotation and no label of the object it reconciles (EcrRepository labels
+/// trigger LifecyclePolicies through their own watch).
+fn reconcile_trigger<K: Resource>(object: &K) -> Option<u64> {
+    let meta = object.meta();
+    Some(crate::naming::fnv1a(
+        format!(
+            "{:?}{:?}{:?}",
+            meta.generation, meta.deletion_timestamp, meta.finalizers
+        )
+        .as_bytes(),
+    ))
+}
+
 /// The namespace of each watched scope, in the order of `watched_apis` (None: all).
 fn watched_scopes(args: &RunArgs) -> Vec<Option<String>> {
     if args.watch_namespaces.is_empty() {
@@ -294,7 +325,7 @@ fn lifecycle_controller(
     scope: Option<String>,
 ) -> Controller<LifecyclePolicy> {
     let config = controller::Config::default().debounce(Duration::from_secs(1));
-    let controller = Controller::new(policies, watcher::Config::default()).with_config(config);
+    let controller = controller_for(policies).with_config(config);
     let store = controller.store();
     let seen = std::sync::Mutex::new(std::collections::HashMap::<ObjectKey, u64>::new());
     let on_repository = move |repository: EcrRepository| {
@@ -335,11 +366,8 @@ fn lifecycle_controller(
 /// The ScanPolicy Controller (cluster-scoped: one for all). Besides its own kind it is triggered
 /// when a policy's findings changed (its summary) or a region's winner left (all policies).
 fn scan_controller(kinds: &Kinds) -> Controller<ScanPolicy> {
-    let controller = Controller::new(
-        Api::<ScanPolicy>::all(kinds.runtime.client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(controller::Config::default().debounce(Duration::from_secs(1)));
+    let controller = controller_for(Api::<ScanPolicy>::all(kinds.runtime.client.clone()))
+        .with_config(controller::Config::default().debounce(Duration::from_secs(1)));
     let store = controller.store();
     let recompute = BroadcastStream::new(kinds.scans.reconciler.recompute.subscribe()).flat_map(move |policy| {
         let refs: Vec<ObjectRef<ScanPolicy>> = match policy {
@@ -419,5 +447,43 @@ fn reporter() -> Reporter {
         instance: std::env::var("POD_NAME")
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repository() -> EcrRepository {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
+            "metadata": {"name": "api", "namespace": "team", "generation": 1},
+            "spec": {},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_generation_deletion_and_finalizers_trigger_a_reconcile() {
+        let before = repository();
+        let trigger = reconcile_trigger(&before);
+
+        let mut status_only = before.clone();
+        status_only.status = Some(Default::default());
+        status_only.metadata.resource_version = Some("42".into());
+        status_only.metadata.managed_fields = Some(Vec::new());
+        assert_eq!(reconcile_trigger(&status_only), trigger);
+
+        let mut spec = before.clone();
+        spec.metadata.generation = Some(2);
+        let mut deleted = before.clone();
+        deleted.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        let mut finalized = before.clone();
+        finalized.metadata.finalizers = Some(vec!["ecr.berth.dev/cleanup".into()]);
+        for changed in [spec, deleted, finalized] {
+            assert_ne!(reconcile_trigger(&changed), trigger, "{:?}", changed.metadata);
+        }
     }
 }

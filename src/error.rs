@@ -41,7 +41,7 @@ impl Error {
     }
 
     /// The Warning Event's action: the AWS operation that failed, else `Reconcile`. Distinct
-    /// actions keep kube's recorder from folding different failures into one series.
+    /// actions keep the recorder from folding different failures into one series.
     pub fn action(&self) -> &'static str {
         match self {
             Error::Aws(aws) => aws.operation,

@@ -10,10 +10,11 @@ use std::fmt::Debug;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::events::Recorder;
 use crate::aws::{Iam, Registry, RepositoryObserver};
 use crate::error::Error;
 use crate::images::ImageInventory;
@@ -175,17 +176,12 @@ impl Runtime {
         Ok(())
     }
 
-    /// Publishes an Event; a failure to record it is logged, never fails the reconcile.
+    /// Publishes an Event (a repeat with the same note bumps its series; a new note gets its own
+    /// Event); a failure to record it is logged, never fails the reconcile.
     pub async fn publish(&self, reference: &ObjectReference, type_: EventType, reason: &str, action: &str, note: &str) {
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(truncate(note, 1000)),
-            action: action.to_owned(),
-            secondary: None,
-        };
+        let note = truncate(note, 1000);
         tracing::info!(reason, operation = action, note, "event");
-        if let Err(error) = self.recorder.publish(&event, reference).await {
+        if let Err(error) = self.recorder.publish(reference, type_, reason, action, &note).await {
             tracing::warn!(%error, reason, "could not publish event");
         }
     }

@@ -1,6 +1,7 @@
 //! A recording proxy in front of moto: every AWS request berth makes passes through it and is
 //! counted by operation, independently of berth's own metrics. It can also answer a share of
-//! the requests with `ThrottlingException`, which moto cannot produce.
+//! the requests with `ThrottlingException`, which moto cannot produce, or every request of one
+//! operation with a given AWS error until told to stop.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,15 +17,26 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+/// One request the proxy saw.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub operation: String,
+    /// The SDK's `amz-sdk-invocation-id`: the same for every retry of one call.
+    pub invocation: String,
+    pub at: std::time::Instant,
+}
+
 #[derive(Clone)]
 struct Shared {
     upstream: String,
     client: Client<HttpConnector, Full<Bytes>>,
-    calls: Arc<Mutex<Vec<String>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
     /// Every n-th matching request is throttled (0: never).
     throttle_every: Arc<AtomicU32>,
     /// Operation → (AWS error code, message) to answer its next request with.
     fail_next: Arc<Mutex<BTreeMap<String, (String, String)>>>,
+    /// Operation → (AWS error code, message) to answer each of its requests with.
+    fail_always: Arc<Mutex<BTreeMap<String, (String, String)>>>,
     /// Operations whose next request reaches moto but whose answer is replaced by a 500.
     lose_next_answer: Arc<Mutex<std::collections::BTreeSet<String>>>,
     seen: Arc<AtomicU32>,
@@ -55,9 +67,20 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     };
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let operation = operation(target, &body);
-    shared.calls.lock().unwrap().push(operation.clone());
+    let invocation = parts
+        .headers
+        .get("amz-sdk-invocation-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    shared.calls.lock().unwrap().push(Call {
+        operation: operation.clone(),
+        invocation,
+        at: std::time::Instant::now(),
+    });
 
-    let injected = shared.fail_next.lock().unwrap().remove(&operation);
+    let persistent = shared.fail_always.lock().unwrap().get(&operation).cloned();
+    let injected = persistent.or_else(|| shared.fail_next.lock().unwrap().remove(&operation));
     if let Some((code, message)) = injected {
         let body = format!(r#"{{"__type":"{code}","message":"{message}"}}"#);
         return (
@@ -132,6 +155,7 @@ impl AwsProxy {
             calls: Arc::default(),
             throttle_every: Arc::default(),
             fail_next: Arc::default(),
+            fail_always: Arc::default(),
             lose_next_answer: Arc::default(),
             seen: Arc::default(),
         };
@@ -161,6 +185,21 @@ impl AwsProxy {
             .insert(operation.to_owned(), (code.to_owned(), message.to_owned()));
     }
 
+    /// Answers every request of `operation` (a JSON-protocol API) with this AWS error until
+    /// [`AwsProxy::stop_failing`].
+    pub fn fail_always(&self, operation: &str, code: &str, message: &str) {
+        self.shared
+            .fail_always
+            .lock()
+            .unwrap()
+            .insert(operation.to_owned(), (code.to_owned(), message.to_owned()));
+    }
+
+    /// Lets the requests of `operation` through again.
+    pub fn stop_failing(&self, operation: &str) {
+        self.shared.fail_always.lock().unwrap().remove(operation);
+    }
+
     /// Lets the next request of `operation` reach moto (it takes effect) but answers it with a
     /// 500, as when an answer is lost on the way back.
     pub fn lose_next_answer(&self, operation: &str) {
@@ -174,10 +213,26 @@ impl AwsProxy {
     /// Requests seen so far, by operation.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         let mut counts = BTreeMap::new();
-        for operation in self.shared.calls.lock().unwrap().iter() {
-            *counts.entry(operation.clone()).or_default() += 1;
+        for call in self.shared.calls.lock().unwrap().iter() {
+            *counts.entry(call.operation.clone()).or_default() += 1;
         }
         counts
+    }
+
+    /// The calls berth made of `operation`, in order: each the requests of one SDK invocation
+    /// (its first attempt and its retries).
+    pub fn invocations(&self, operation: &str) -> Vec<Vec<Call>> {
+        let mut invocations: Vec<Vec<Call>> = Vec::new();
+        for call in self.shared.calls.lock().unwrap().iter() {
+            if call.operation != operation {
+                continue;
+            }
+            match invocations.iter_mut().find(|i| i[0].invocation == call.invocation) {
+                Some(invocation) => invocation.push(call.clone()),
+                None => invocations.push(vec![call.clone()]),
+            }
+        }
+        invocations
     }
 
     /// Forgets the requests seen so far.

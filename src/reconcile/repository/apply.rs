@@ -45,8 +45,8 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
         runtime,
         drift_only: synced_this_generation(repository),
     };
-    // Our own status write triggers another reconcile: skip AWS when this generation was
-    // already found in sync during the current resync.
+    // Our own finalizer write triggers another reconcile (status writes do not): skip AWS when
+    // this generation was already found in sync during the current resync.
     if scope.drift_only && runtime.is_memo_current(&id, repository.metadata.generation, epoch) {
         return Ok(Action::await_change());
     }

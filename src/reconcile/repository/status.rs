@@ -87,3 +87,41 @@ pub fn needs_write(current: Option<&EcrRepositoryStatus>, desired: &EcrRepositor
             .iter()
             .any(|type_| current.condition(type_) != desired.condition(type_))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(second).unwrap())
+    }
+
+    fn throttled() -> Outcome<'static> {
+        Outcome::Failed {
+            reason: "AwsThrottled",
+            message: "DescribeRepositories: ThrottlingException: Rate exceeded".into(),
+            progress: Progress::Retrying,
+        }
+    }
+
+    #[test]
+    fn a_repeated_failure_gives_an_identical_status_and_no_write() {
+        let first = repository_status(None, Some(1), throttled(), at(100));
+        let second = repository_status(Some(&first), Some(1), throttled(), at(200));
+        assert_eq!(
+            second, first,
+            "nothing in the status may depend on when the failure repeated"
+        );
+        assert!(!needs_write(Some(&first), &second));
+        // another failure is news
+        let denied = Outcome::Failed {
+            reason: "AwsAccessDenied",
+            message: "denied".into(),
+            progress: Progress::Stalled,
+        };
+        assert!(needs_write(
+            Some(&first),
+            &repository_status(Some(&first), Some(1), denied, at(300))
+        ));
+    }
+}

@@ -120,6 +120,11 @@ impl Intercept for FenceInterceptor {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.fence.check().map_err(|fenced| {
+            let operation = cfg
+                .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+                .map(|m| m.name().to_owned())
+                .unwrap_or_default();
+            tracing::info!(%operation, "AWS call refused: this replica's leader term is over");
             cfg.interceptor_state().store_put(FencedAttempt);
             Box::new(fenced) as BoxError
         })

@@ -1,8 +1,9 @@
 //! Exactly one leader, end to end: two `berth run` processes with leader election, each behind
 //! its own recording AWS proxy. The leader is frozen (SIGSTOP) while a reconcile is about to
 //! write, the other replica takes over and does the work, then the old leader resumes
-//! (SIGCONT) with that write still pending: it must send no AWS write after the takeover and
-//! go back to standing by.
+//! (SIGCONT) with that write still pending and cut off from the apiserver (so it cannot hear
+//! that it lost the Lease): it must send no AWS write after the takeover and stand down by
+//! itself, then stand by once it hears from the apiserver again.
 
 mod common;
 
@@ -25,7 +26,7 @@ async fn a_frozen_leader_that_resumes_after_a_takeover_writes_nothing() {
         |name: &str| serde_json::json!({"repositoryName": format!("{}/{name}", s.namespace), "tags": {"team": "ops"}});
 
     // the first replica leads, the second stands by
-    let (old_proxy, old) = s.replica_behind_proxy("-old", &args).await;
+    let (old_proxy, old_relay, old) = s.replica_behind_relays("-old", &args).await;
     let old_identity = wait_for(TIMEOUT, || lease_holder(&leases, &lease_name))
         .await
         .expect("the first replica takes the Lease");
@@ -65,21 +66,17 @@ async fn a_frozen_leader_that_resumes_after_a_takeover_writes_nothing() {
         new_proxy.counts_since(Some(takeover))
     );
 
-    // The old leader resumes with the stale "not found" answer already on its socket: on its
-    // own (without first hearing from the apiserver) it must not act on it.
+    // The old leader resumes with the stale "not found" answer already on its socket, and cut
+    // off from the apiserver: only its own clock can tell it that its term is over.
+    old_relay.cut();
     old_proxy.release_answers();
     old.signal("CONT");
-    let standing_by = wait_for(TIMEOUT, || async {
-        (old.get("/metrics").await.is_some() && old.metric("berth_leader").await == 0.0).then_some(())
-    })
-    .await;
-    assert!(
-        standing_by.is_some(),
-        "the old leader still reports berth_leader 1\n{}",
-        old.log_text()
-    );
-    // a few lease durations: the old leader campaigns again but the Lease stays taken
-    tokio::time::sleep(Duration::from_secs(3 * LEASE_SECONDS)).await;
+    tokio::time::sleep(Duration::from_secs(2 * LEASE_SECONDS)).await;
+    let cut_off = old_proxy.counts_since(Some(takeover));
+    let stood_down = old.metric("berth_leader").await == 0.0;
+    // back in touch: it sees the Lease taken, campaigns, and stays standing by
+    old_relay.heal();
+    tokio::time::sleep(Duration::from_secs(2 * LEASE_SECONDS)).await;
 
     let after_takeover = old_proxy.counts_since(Some(takeover));
     let writes: Vec<_> = after_takeover.iter().filter(|(op, _)| is_write(op)).collect();
@@ -90,7 +87,12 @@ async fn a_frozen_leader_that_resumes_after_a_takeover_writes_nothing() {
         .sum();
     assert!(
         writes.is_empty(),
-        "the old leader wrote after the takeover: {writes:?} (and made {reads} reads)\n{}",
+        "the old leader wrote after the takeover: {writes:?} (and made {reads} reads; cut off: {cut_off:?})\n{}",
+        old.log_text()
+    );
+    assert!(
+        stood_down,
+        "cut off from the apiserver, the old leader still reported berth_leader 1\n{}",
         old.log_text()
     );
     assert_eq!(old.metric("berth_leader").await, 0.0, "{}", old.log_text());

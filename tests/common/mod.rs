@@ -4,6 +4,7 @@
 
 pub mod counting;
 pub mod proxy;
+pub mod relay;
 
 use berth::api::EcrRepository;
 
@@ -163,7 +164,8 @@ impl Operator {
         )
     }
 
-    fn spawn(
+    /// The most general start: `kubeconfig` None is the test bed's own.
+    pub fn spawn(
         testbed: &Testbed,
         namespace: &str,
         aws_endpoint: &str,
@@ -600,6 +602,25 @@ impl Setup {
         let proxy = proxy::AwsProxy::start(&self.testbed.aws_endpoint).await;
         let operator = Operator::start_with(&self.testbed, &self.namespace, &proxy.endpoint, instance, extra_args);
         (proxy, operator)
+    }
+
+    /// As `replica_behind_proxy`, and reaching the apiserver through a relay that can cut it off.
+    pub async fn replica_behind_relays(
+        &self,
+        instance: &str,
+        extra_args: &[&str],
+    ) -> (proxy::AwsProxy, relay::ApiRelay, Operator) {
+        let proxy = proxy::AwsProxy::start(&self.testbed.aws_endpoint).await;
+        let relay = relay::ApiRelay::start(&self.testbed.kubeconfig, &format!("{}{instance}", self.namespace)).await;
+        let operator = Operator::spawn(
+            &self.testbed,
+            &self.namespace,
+            &proxy.endpoint,
+            instance,
+            Some(&relay.kubeconfig),
+            extra_args,
+        );
+        (proxy, relay, operator)
     }
 }
 

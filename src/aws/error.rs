@@ -270,7 +270,7 @@ mod tests {
         // the leader fence refuses in an interceptor before transmit, which the SDK reports
         // as an `other` dispatch failure wrapping the interceptor's error
         use aws_smithy_runtime_api::client::interceptors::error::InterceptorError;
-        let refused = InterceptorError::read_before_transmit(Box::new(crate::aws::Fenced));
+        let refused = InterceptorError::read_before_transmit("BerthLeaderFence", crate::aws::Fenced);
         let fenced = classify(SdkError::dispatch_failure(ConnectorError::other(
             Box::new(refused),
             None,

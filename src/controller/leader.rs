@@ -206,8 +206,9 @@ impl Leadership {
     /// Reads the Lease when a renewal is due and extends the fence by each confirmed one; returns
     /// why the term ended.
     async fn confirm_renewals(&self) -> &'static str {
-        // a renewal is due this long before the term's deadline
-        let before_deadline = self.timing.grace - self.timing.margin;
+        // a renewal is due this long before the term's deadline; the first read waits one poll
+        // more, so that it usually finds the renewal done
+        let before_deadline = self.timing.grace - self.timing.margin - self.timing.poll;
         loop {
             let Some(deadline) = self.fence.valid_until() else {
                 return "no Lease renewal confirmed within the renew deadline: AWS calls refused";

@@ -25,7 +25,7 @@ pub use leader::{Leadership, campaign};
 pub use shutdown::Shutdown;
 
 use crate::api::{EcrRepository, LifecyclePolicy, ScanPolicy};
-use crate::aws::{AwsClients, EcrRegistry, Iam, IamClient, Registry, caller_partition, load_sdk_config};
+use crate::aws::{AwsClients, EcrRegistry, Fence, Iam, IamClient, Registry, caller_partition, load_sdk_config};
 use crate::config::RunArgs;
 use crate::images;
 use crate::reconcile::harness::{self, Kind, Reconciler};
@@ -109,7 +109,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no AWS region: pass --region or set AWS_REGION"))?;
     let cluster_id = cluster_id(&client, args.cluster_id.clone()).await?;
-    let aws = AwsClients::new(load_sdk_config(&region).await, metrics.aws.clone());
+    // with leader election, no ECR or IAM call goes out unless this replica's term is confirmed
+    let fence = if args.leader_election {
+        Fence::closed()
+    } else {
+        Fence::open()
+    };
+    let aws = AwsClients::new(load_sdk_config(&region).await, metrics.aws.clone()).fenced_by(fence.clone());
     // the partition of every ARN berth renders (aws, aws-cn, aws-us-gov): learnt once, here
     let partition = caller_partition(&aws).await.map_err(|e| {
         anyhow::anyhow!(
@@ -179,10 +185,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut leadership = campaign(client.clone(), &args).await?;
+    let mut leadership = campaign(client.clone(), &args, fence).await?;
     let outcome = loop {
         tokio::select! {
-            acquired = leadership.acquired(&health, &args.lease_name) => {
+            acquired = leadership.acquired(&health) => {
                 if let Err(error) = acquired {
                     break Err(error);
                 }
@@ -196,8 +202,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = lead_until_shutdown(&kinds, &args, &shutdown) => break Ok(()),
             _ = leadership.lost() => {
                 // Dropping the term cancels every in-flight reconcile at its next await: a
-                // replica without the Lease must not write.
-                tracing::warn!("lost the leader Lease: stopped reconciling, standing by");
+                // replica without the Lease must not write (the fence already refuses AWS calls).
+                tracing::warn!("leader term over: stopped reconciling, standing by");
                 metrics.set_leader(false);
                 metrics.forget_all_objects();
             }

@@ -73,9 +73,14 @@ impl Error {
     }
 
     /// A Kubernetes 409 (the object changed since it was read): retried at once from the newer
-    /// object, without a failure status or Warning Event, since nothing is wrong.
+    /// object, without a failure status or Warning Event, since nothing is wrong. Likewise an
+    /// AWS call refused by the leader fence: this replica's term is ending, the object is fine.
     pub fn is_silent_retry(&self) -> bool {
-        matches!(self, Error::Kube(kube::Error::Api(status)) if status.code == 409)
+        match self {
+            Error::Kube(kube::Error::Api(status)) => status.code == 409,
+            Error::Aws(aws) => aws.kind == crate::aws::AwsErrorKind::Fenced,
+            _ => false,
+        }
     }
 
     /// Whether retrying with backoff can succeed without the spec changing. Terminal errors are
@@ -138,6 +143,7 @@ mod tests {
             (aws(AwsErrorKind::Unreachable), Retrying, "AwsUnreachable", false),
             (aws(AwsErrorKind::Conflict), Retrying, "AwsConflict", false),
             (aws(AwsErrorKind::NotFound), Retrying, "AwsNotFound", false),
+            (aws(AwsErrorKind::Fenced), Retrying, "LeaderTermOver", true),
             (kube_status(500), Retrying, "KubernetesError", false),
             (kube_status(409), Retrying, "KubernetesError", true),
         ];

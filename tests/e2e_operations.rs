@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_ecr::primitives::DateTime;
 use common::proxy::AwsProxy;
-use common::{Operator, Setup, TIMEOUT, is_write, metric_sum, setup, wait_for, wait_reason};
+use common::{Operator, Setup, TIMEOUT, is_write, leader_args, lease_holder, metric_sum, setup, wait_for, wait_reason};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
 
@@ -212,39 +212,11 @@ async fn a_resync_of_an_in_sync_repository_writes_nothing() {
     );
 }
 
-/// Leader election on a Lease of the test's own, with a short duration.
-fn leader_args(lease_name: &str, namespace: &str) -> Vec<String> {
-    [
-        "--leader-election",
-        "--lease-name",
-        lease_name,
-        "--lease-namespace",
-        namespace,
-        "--lease-duration",
-        "6s",
-        "--stats-interval",
-        "1h",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
-async fn lease_holder(leases: &Api<Lease>, name: &str) -> Option<String> {
-    leases
-        .get_opt(name)
-        .await
-        .ok()
-        .flatten()?
-        .spec?
-        .holder_identity
-        .filter(|h| !h.is_empty())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_two_replicas_leads_and_the_other_takes_over_after_a_crash() {
     let Some(s) = setup("e2e-leader").await else { return };
     let lease_name = format!("berth-{}", s.namespace);
-    let owned_args = leader_args(&lease_name, &s.namespace);
+    let owned_args = leader_args(&lease_name, &s.namespace, "6s");
     let args: Vec<&str> = owned_args.iter().map(String::as_str).collect();
     let first = Operator::start_with(&s.testbed, &s.namespace, &s.testbed.aws_endpoint, "-1", &args);
     let leases: Api<Lease> = Api::namespaced(s.client.clone(), &s.namespace);
@@ -403,7 +375,7 @@ async fn a_replica_that_loses_the_lease_stops_at_once() {
     let Some(s) = setup("e2e-lost").await else { return };
     let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
     let lease_name = format!("berth-{}", s.namespace);
-    let owned_args = leader_args(&lease_name, &s.namespace);
+    let owned_args = leader_args(&lease_name, &s.namespace, "6s");
     let args: Vec<&str> = owned_args.iter().map(String::as_str).collect();
     let operator = Operator::start_with(&s.testbed, &s.namespace, &proxy.endpoint, "", &args);
     create_plain(&s, "before").await;

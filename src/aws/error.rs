@@ -20,6 +20,9 @@ pub enum AwsErrorKind {
     /// The request could not even be built or sent as configured (no credentials, no region,
     /// an invalid endpoint): nothing will change until the operator's setup does.
     Configuration,
+    /// Refused before it was sent: this replica's leader term may be over (see `Fence`). The
+    /// term ends and whoever leads now does the work, so it is retried silently.
+    Fenced,
 }
 
 impl AwsErrorKind {
@@ -28,7 +31,13 @@ impl AwsErrorKind {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            Self::Throttled | Self::ServerError | Self::Timeout | Self::Conflict | Self::NotFound | Self::Unreachable
+            Self::Throttled
+                | Self::ServerError
+                | Self::Timeout
+                | Self::Conflict
+                | Self::NotFound
+                | Self::Unreachable
+                | Self::Fenced
         )
     }
 
@@ -43,6 +52,7 @@ impl AwsErrorKind {
             Self::ClientError => "AwsError",
             Self::Unreachable => "AwsUnreachable",
             Self::Configuration => "AwsConfiguration",
+            Self::Fenced => "LeaderTermOver",
         }
     }
 
@@ -57,6 +67,7 @@ impl AwsErrorKind {
             Self::ClientError => "client_error",
             Self::Unreachable => "unreachable",
             Self::Configuration => "configuration",
+            Self::Fenced => "fenced",
         }
     }
 }
@@ -82,6 +93,7 @@ impl AwsError {
     {
         let code = error.code().map(str::to_owned);
         let kind = match &error {
+            _ if super::fence::is_fenced(&error) => AwsErrorKind::Fenced,
             SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
             SdkError::DispatchFailure(failure) if failure.is_timeout() => AwsErrorKind::Timeout,
             // the network failed: worth retrying
@@ -254,6 +266,17 @@ mod tests {
         let response = HttpResponse::new(503.try_into().unwrap(), aws_smithy_types::body::SdkBody::empty());
         let garbled = classify(SdkError::response_error("unparsable body", response));
         assert_eq!(garbled.kind, AwsErrorKind::ServerError);
+
+        // the leader fence refuses in an interceptor before transmit, which the SDK reports
+        // as an `other` dispatch failure wrapping the interceptor's error
+        use aws_smithy_runtime_api::client::interceptors::error::InterceptorError;
+        let refused = InterceptorError::read_before_transmit("BerthLeaderFence", crate::aws::Fenced);
+        let fenced = classify(SdkError::dispatch_failure(ConnectorError::other(
+            Box::new(refused),
+            None,
+        )));
+        assert_eq!(fenced.kind, AwsErrorKind::Fenced);
+        assert!(fenced.kind.is_transient());
     }
 
     fn error(code: &str) -> AwsError {

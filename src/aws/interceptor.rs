@@ -23,7 +23,10 @@ pub fn attempt_outcome(status: Option<u16>, error_code: Option<&str>, timed_out:
     match classify_outcome(status, error_code, timed_out) {
         AwsErrorKind::Throttled => "throttled",
         AwsErrorKind::ServerError => "server_error",
-        AwsErrorKind::Timeout | AwsErrorKind::Unreachable | AwsErrorKind::Configuration => "timeout",
+        // (classify_outcome never says Fenced: a fenced attempt is not sent, nor counted)
+        AwsErrorKind::Timeout | AwsErrorKind::Unreachable | AwsErrorKind::Configuration | AwsErrorKind::Fenced => {
+            "timeout"
+        }
         AwsErrorKind::AccessDenied | AwsErrorKind::NotFound | AwsErrorKind::Conflict | AwsErrorKind::ClientError => {
             "client_error"
         }
@@ -100,6 +103,10 @@ impl Intercept for MetricsInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // refused by the leader fence: it never left the process
+        if cfg.load::<super::fence::FencedAttempt>().is_some() {
+            return Ok(());
+        }
         let elapsed = cfg
             .load::<AttemptStarted>()
             .map(|started| started.0.elapsed())

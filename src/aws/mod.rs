@@ -3,6 +3,7 @@
 
 mod ecr;
 mod error;
+mod fence;
 mod iam;
 mod identity;
 mod image;
@@ -13,6 +14,7 @@ mod tags;
 
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AbsentAsNone, AwsError, AwsErrorKind, classify_outcome};
+pub use fence::{Fence, FenceInterceptor, Fenced, is_fenced};
 pub use iam::{Iam, IamClient, NewRole, ObservedRole};
 pub use identity::{caller_partition, partition_of};
 pub use image::{Image, ImageStorage};
@@ -29,11 +31,13 @@ pub use tags::{
 use crate::telemetry::AwsMetrics;
 
 /// Builds every AWS client berth uses from one configuration, each with the metrics
-/// interceptor attached, so that every call is counted and timed.
+/// interceptor attached, so that every call is counted and timed, and the ECR and IAM clients
+/// with the leader fence, so that no call goes out of a lapsed leader term.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     sdk_config: aws_config::SdkConfig,
     interceptor: MetricsInterceptor,
+    fence: FenceInterceptor,
 }
 
 impl AwsClients {
@@ -41,6 +45,15 @@ impl AwsClients {
         Self {
             sdk_config,
             interceptor: MetricsInterceptor::new(metrics),
+            fence: FenceInterceptor::new(Fence::open()),
+        }
+    }
+
+    /// Refuses every ECR and IAM call while `fence` is closed.
+    pub fn fenced_by(self, fence: Fence) -> Self {
+        Self {
+            fence: FenceInterceptor::new(fence),
+            ..self
         }
     }
 
@@ -48,6 +61,7 @@ impl AwsClients {
         let config = aws_sdk_ecr::config::Builder::from(&self.sdk_config)
             .region(aws_config::Region::new(region.to_owned()))
             .interceptor(self.interceptor.clone())
+            .interceptor(self.fence.clone())
             .build();
         aws_sdk_ecr::Client::from_conf(config)
     }
@@ -56,10 +70,12 @@ impl AwsClients {
     pub fn iam(&self) -> aws_sdk_iam::Client {
         let config = aws_sdk_iam::config::Builder::from(&self.sdk_config)
             .interceptor(self.interceptor.clone())
+            .interceptor(self.fence.clone())
             .build();
         aws_sdk_iam::Client::from_conf(config)
     }
 
+    /// Not fenced: STS is asked once, at start and before any term, who berth is (a read).
     pub fn sts(&self) -> aws_sdk_sts::Client {
         let config = aws_sdk_sts::config::Builder::from(&self.sdk_config)
             .interceptor(self.interceptor.clone())

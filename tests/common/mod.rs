@@ -4,6 +4,7 @@
 
 pub mod counting;
 pub mod proxy;
+pub mod relay;
 
 use berth::api::EcrRepository;
 
@@ -163,7 +164,8 @@ impl Operator {
         )
     }
 
-    fn spawn(
+    /// The most general start: `kubeconfig` None is the test bed's own.
+    pub fn spawn(
         testbed: &Testbed,
         namespace: &str,
         aws_endpoint: &str,
@@ -225,12 +227,18 @@ impl Operator {
         metric_value(&text, series).unwrap_or(0.0)
     }
 
-    /// Sends a signal (`kill -<signal>`), then waits up to `timeout` for the exit code.
-    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<std::process::ExitStatus> {
-        std::process::Command::new("kill")
+    /// Sends a signal (`kill -<signal>`) without waiting: e.g. STOP freezes it, CONT resumes it.
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])
             .status()
             .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// Sends a signal (`kill -<signal>`), then waits up to `timeout` for the exit code.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.signal(signal);
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -585,10 +593,64 @@ impl Setup {
 
     /// A recording proxy in front of moto and a `berth run` that talks to AWS through it.
     pub async fn operator_behind_proxy(&self, extra_args: &[&str]) -> (proxy::AwsProxy, Operator) {
+        self.replica_behind_proxy("", extra_args).await
+    }
+
+    /// As `operator_behind_proxy`, one of several (`instance` names its log): each replica's
+    /// AWS calls are counted by its own proxy.
+    pub async fn replica_behind_proxy(&self, instance: &str, extra_args: &[&str]) -> (proxy::AwsProxy, Operator) {
         let proxy = proxy::AwsProxy::start(&self.testbed.aws_endpoint).await;
-        let operator = Operator::start_with(&self.testbed, &self.namespace, &proxy.endpoint, "", extra_args);
+        let operator = Operator::start_with(&self.testbed, &self.namespace, &proxy.endpoint, instance, extra_args);
         (proxy, operator)
     }
+
+    /// As `replica_behind_proxy`, and reaching the apiserver through a relay that can cut it off.
+    pub async fn replica_behind_relays(
+        &self,
+        instance: &str,
+        extra_args: &[&str],
+    ) -> (proxy::AwsProxy, relay::ApiRelay, Operator) {
+        let proxy = proxy::AwsProxy::start(&self.testbed.aws_endpoint).await;
+        let relay = relay::ApiRelay::start(&self.testbed.kubeconfig, &format!("{}{instance}", self.namespace)).await;
+        let operator = Operator::spawn(
+            &self.testbed,
+            &self.namespace,
+            &proxy.endpoint,
+            instance,
+            Some(&relay.kubeconfig),
+            extra_args,
+        );
+        (proxy, relay, operator)
+    }
+}
+
+/// Leader election on a Lease of the test's own (in its namespace), with a short duration.
+pub fn leader_args(lease_name: &str, namespace: &str, lease_duration: &str) -> Vec<String> {
+    [
+        "--leader-election",
+        "--lease-name",
+        lease_name,
+        "--lease-namespace",
+        namespace,
+        "--lease-duration",
+        lease_duration,
+        "--stats-interval",
+        "1h",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// The identity holding the Lease `name`, if any.
+pub async fn lease_holder(leases: &Api<k8s_openapi::api::coordination::v1::Lease>, name: &str) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
 }
 
 /// Operations that change something in AWS.

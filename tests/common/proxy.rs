@@ -1,12 +1,14 @@
 //! A recording proxy in front of moto: every AWS request berth makes passes through it and is
 //! counted by operation, independently of berth's own metrics. It can also answer a share of
-//! the requests with `ThrottlingException`, which moto cannot produce, or every request of one
-//! operation with a given AWS error until told to stop.
+//! the requests with `ThrottlingException`, which moto cannot produce, answer every request of
+//! one operation with a given AWS error until told to stop, and hold moto's answers back for a
+//! while (as a slow network would).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -23,7 +25,7 @@ pub struct Call {
     pub operation: String,
     /// The SDK's `amz-sdk-invocation-id`: the same for every retry of one call.
     pub invocation: String,
-    pub at: std::time::Instant,
+    pub at: Instant,
 }
 
 #[derive(Clone)]
@@ -40,6 +42,11 @@ struct Shared {
     /// Operations whose next request reaches moto but whose answer is replaced by a 500.
     lose_next_answer: Arc<Mutex<std::collections::BTreeSet<String>>>,
     seen: Arc<AtomicU32>,
+    /// Operations whose answers wait until `release` turns true.
+    hold: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    release: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Answers waiting now.
+    held: Arc<AtomicU32>,
 }
 
 pub struct AwsProxy {
@@ -76,7 +83,7 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     shared.calls.lock().unwrap().push(Call {
         operation: operation.clone(),
         invocation,
-        at: std::time::Instant::now(),
+        at: Instant::now(),
     });
 
     let persistent = shared.fail_always.lock().unwrap().get(&operation).cloned();
@@ -119,7 +126,15 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     }
     let upstream = upstream.body(Full::new(body)).expect("a valid request");
     let lose_answer = shared.lose_next_answer.lock().unwrap().remove(&operation);
-    match shared.client.request(upstream).await {
+    let answer = shared.client.request(upstream).await;
+    if shared.hold.lock().unwrap().contains(&operation) {
+        // moto has answered as things were now; the client gets that answer only later
+        let mut release = shared.release.subscribe();
+        shared.held.fetch_add(1, Ordering::SeqCst);
+        let _ = release.wait_for(|released| *released).await;
+        shared.held.fetch_sub(1, Ordering::SeqCst);
+    }
+    match answer {
         Ok(_) if lose_answer => {
             let (content_type, text) = if target.is_some() {
                 (
@@ -158,6 +173,9 @@ impl AwsProxy {
             fail_always: Arc::default(),
             lose_next_answer: Arc::default(),
             seen: Arc::default(),
+            hold: Arc::default(),
+            release: Arc::new(tokio::sync::watch::channel(false).0),
+            held: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();
@@ -210,11 +228,36 @@ impl AwsProxy {
             .insert(operation.to_owned());
     }
 
+    /// Holds back moto's answers to `operation` from now on until `release_answers`: the
+    /// client receives an answer that was true when it asked.
+    pub fn hold_answers(&self, operation: &str) {
+        self.shared.release.send_replace(false);
+        self.shared.hold.lock().unwrap().insert(operation.to_owned());
+    }
+
+    /// How many answers are held back now.
+    pub fn held_answers(&self) -> u32 {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// Sends every held answer and stops holding.
+    pub fn release_answers(&self) {
+        self.shared.hold.lock().unwrap().clear();
+        self.shared.release.send_replace(true);
+    }
+
     /// Requests seen so far, by operation.
     pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.counts_since(None)
+    }
+
+    /// Requests that arrived after `since` (all with None), by operation.
+    pub fn counts_since(&self, since: Option<Instant>) -> BTreeMap<String, u64> {
         let mut counts = BTreeMap::new();
         for call in self.shared.calls.lock().unwrap().iter() {
-            *counts.entry(call.operation.clone()).or_default() += 1;
+            if since.is_none_or(|since| call.at > since) {
+                *counts.entry(call.operation.clone()).or_default() += 1;
+            }
         }
         counts
     }

@@ -269,6 +269,77 @@ fn deployment_account(documents: &[Value]) -> &Value {
     &deployment(documents)["spec"]["template"]["spec"]["serviceAccountName"]
 }
 
+/// (kind, namespace, rule) of every RBAC rule the chart renders.
+fn rbac_rules(documents: &[Value]) -> Vec<(String, String, Value)> {
+    documents
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        .flat_map(|d| {
+            let kind = d["kind"].as_str().unwrap().to_owned();
+            let namespace = d["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+            let rules = d["rules"].as_array().cloned().unwrap_or_default();
+            rules
+                .into_iter()
+                .map(move |rule| (kind.clone(), namespace.clone(), rule))
+        })
+        .collect()
+}
+
+/// Where (kind, namespace) a rule names `resource`.
+fn granted(documents: &[Value], resource: &str) -> BTreeSet<(String, String)> {
+    rbac_rules(documents)
+        .into_iter()
+        .filter(|(_, _, rule)| rule["resources"].as_array().unwrap().iter().any(|r| r == resource))
+        .map(|(kind, namespace, _)| (kind, namespace))
+        .collect()
+}
+
+fn at(places: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    places
+        .iter()
+        .map(|(kind, namespace)| (kind.to_string(), namespace.to_string()))
+        .collect()
+}
+
+/// Least privilege: cluster-wide rules only for a cluster-wide install, the Lease in the release
+/// namespace, kube-system only without a cluster id, ScanPolicies only where berth manages them.
+#[test]
+fn rbac_follows_the_mode() {
+    let Some(t) = tools() else { return };
+    let cluster_wide = t.render("rel", "berth-system", &[]);
+    assert_eq!(granted(&cluster_wide, "ecrrepositories"), at(&[("ClusterRole", "")]));
+    assert_eq!(granted(&cluster_wide, "scanpolicies"), at(&[("ClusterRole", "")]));
+    assert_eq!(granted(&cluster_wide, "events"), at(&[("ClusterRole", "")]));
+    assert_eq!(granted(&cluster_wide, "leases"), at(&[("Role", "berth-system")]));
+    let kube_system = rbac_rules(&cluster_wide)
+        .into_iter()
+        .find(|(_, _, rule)| rule["resources"] == json!(["namespaces"]))
+        .expect("kube-system is read for the cluster id");
+    assert_eq!(kube_system.2["resourceNames"], json!(["kube-system"]));
+    assert_eq!(kube_system.2["verbs"], json!(["get"]));
+    let with_cluster_id = t.render("rel", "berth-system", &["--set", "clusterId=prod"]);
+    assert!(granted(&with_cluster_id, "namespaces").is_empty());
+
+    let watching = ["--set", "watchNamespaces={team-a,team-b}", "--set", "clusterId=prod"];
+    let namespaced = t.render("rel", "berth-system", &watching);
+    let in_teams = at(&[("Role", "team-a"), ("Role", "team-b")]);
+    assert_eq!(granted(&namespaced, "ecrrepositories"), in_teams);
+    assert_eq!(granted(&namespaced, "events"), in_teams);
+    assert!(granted(&namespaced, "scanpolicies").is_empty());
+    assert!(of_kind(&namespaced, "ClusterRole").is_empty() && of_kind(&namespaced, "ClusterRoleBinding").is_empty());
+    let mut forced = watching.to_vec();
+    forced.extend(["--set", "manageScanPolicies=true"]);
+    let forced = t.render("rel", "berth-system", &forced);
+    assert_eq!(granted(&forced, "scanpolicies"), at(&[("ClusterRole", "")]));
+    // Events about cluster-scoped objects go to default
+    assert!(granted(&forced, "events").contains(&("Role".to_owned(), "default".to_owned())));
+
+    let no_election = t.render("rel", "berth-system", &["--set", "leaderElection.enabled=false"]);
+    assert!(granted(&no_election, "leases").is_empty());
+    let no_rbac = t.render("rel", "berth-system", &["--set", "rbac.create=false"]);
+    assert!(rbac_rules(&no_rbac).is_empty() && of_kind(&no_rbac, "ClusterRoleBinding").is_empty());
+}
+
 /// The chart's CRD templates render exactly the generated CRDs (plus the chart's labels and
 /// the keep annotation); `crds.keep` and `crds.install` switch those off.
 #[test]
@@ -583,22 +654,14 @@ async fn berth_runs_every_kind_under_exactly_the_charts_rbac() {
     let watch = format!("watchNamespaces[0]={team_a}");
     let (operator, documents) =
         start_under_chart(&t, &release, &release_namespace, &["--set", &region, "--set", &watch]).await;
-    let rules: Vec<(&str, &Value)> = documents
-        .iter()
-        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
-        .flat_map(|d| {
-            let kind = d["kind"].as_str().unwrap();
-            d["rules"].as_array().unwrap().iter().map(move |rule| (kind, rule))
-        })
-        .collect();
-    for (kind, rule) in &rules {
+    for (kind, _, rule) in rbac_rules(&documents) {
         let resources = rule["resources"].to_string();
         assert!(
             !resources.contains("scanpolicies"),
             "{kind} grants ScanPolicies: {rule}"
         );
         assert!(
-            *kind == "Role" || !resources.contains("ecrrepositories"),
+            kind == "Role" || !resources.contains("ecrrepositories"),
             "a ClusterRole grants EcrRepositories in namespaced mode: {rule}"
         );
     }

@@ -17,10 +17,14 @@ struct Cli {
 enum Command {
     /// Run the operator.
     Run(Box<berth::config::RunArgs>),
-    /// Print the CRDs as multi-document YAML, or write one file per kind into --dir.
+    /// Print the CRDs as multi-document YAML, or write one file per kind into --dir (and the
+    /// same files into the Helm chart's CRD directory with --chart).
     Crds {
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The Helm chart's directory (e.g. charts/berth): its templates install these files.
+        #[arg(long)]
+        chart: Option<PathBuf>,
     },
     /// Print the version.
     Version,
@@ -40,14 +44,17 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(berth::controller::run(*args))
         }
-        Command::Crds { dir: None } => {
+        Command::Crds { dir: None, chart: None } => {
             print!("{}", berth::api::crds_yaml());
             Ok(())
         }
-        Command::Crds { dir: Some(dir) } => {
-            std::fs::create_dir_all(&dir)?;
-            for crd in berth::api::crds() {
-                std::fs::write(dir.join(berth::api::crd_file_name(&crd)), berth::api::crd_yaml(&crd))?;
+        Command::Crds { dir, chart } => {
+            let chart_dir = chart.map(|chart| chart.join(berth::api::CHART_CRD_DIR));
+            for dir in dir.iter().chain(chart_dir.iter()) {
+                std::fs::create_dir_all(dir)?;
+                for crd in berth::api::crds() {
+                    std::fs::write(dir.join(berth::api::crd_file_name(&crd)), berth::api::crd_yaml(&crd))?;
+                }
             }
             Ok(())
         }

@@ -1,27 +1,42 @@
-//! `crds/` must be exactly what the code generates (`berth crds --dir crds`).
+//! `crds/` and the Helm chart's copy must be exactly what the code generates
+//! (`berth crds --dir crds --chart charts/berth`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-#[test]
-fn committed_crds_match_the_code() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+const REGENERATE: &str = "run: cargo run -- crds --dir crds --chart charts/berth";
+
+/// `dir` (relative to the repository) holds exactly the generated CRD files, byte for byte.
+fn assert_holds_the_generated_crds(dir: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut expected_files = BTreeSet::new();
     for crd in berth::api::crds() {
         let file = berth::api::crd_file_name(&crd);
-        let committed = std::fs::read_to_string(dir.join(&file))
-            .unwrap_or_else(|e| panic!("crds/{file} is missing ({e}); run: cargo run -- crds --dir crds"));
+        let committed = std::fs::read_to_string(path.join(&file))
+            .unwrap_or_else(|e| panic!("{dir}/{file} is missing ({e}); {REGENERATE}"));
         assert!(
             committed == berth::api::crd_yaml(&crd),
-            "crds/{file} differs from the generated CRD; run: cargo run -- crds --dir crds"
+            "{dir}/{file} differs from the generated CRD; {REGENERATE}"
         );
         expected_files.insert(file);
     }
-    let present: BTreeSet<String> = std::fs::read_dir(&dir)
+    let present: BTreeSet<String> = std::fs::read_dir(&path)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(present, expected_files, "crds/ holds files the code does not generate");
+    assert_eq!(present, expected_files, "{dir}/ holds files the code does not generate");
+}
+
+#[test]
+fn committed_crds_match_the_code() {
+    assert_holds_the_generated_crds("crds");
+}
+
+/// The chart installs and upgrades the CRDs from its own copy (Helm reads files inside the chart
+/// only): it must be the same files as crds/.
+#[test]
+fn the_charts_crds_match_the_code() {
+    assert_holds_the_generated_crds(&format!("charts/berth/{}", berth::api::CHART_CRD_DIR));
 }
 
 #[test]

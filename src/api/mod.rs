@@ -59,6 +59,10 @@ pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))
 }
 
+/// Where the Helm chart keeps its copy of `crds/` (relative to the chart's directory): its
+/// templates install these files (Helm never upgrades a chart's own `crds/` directory).
+pub const CHART_CRD_DIR: &str = "files/crds";
+
 /// All CRDs as one multi-document YAML stream.
 pub fn crds_yaml() -> String {
     crds().iter().map(|crd| format!("---\n{}", crd_yaml(crd))).collect()

@@ -174,28 +174,76 @@ impl Operator {
         extra_args: &[&str],
     ) -> Operator {
         let cluster_id = format!("test-{namespace}");
-        let dir = std::path::PathBuf::from(std::env::var("BERTH_TESTBED").unwrap_or_else(|_| "target".into()));
-        let log = dir.join(format!("berth-{namespace}{instance}.log"));
-        let log_file = std::fs::File::create(&log).expect("operator log file");
-        let http_addr = format!("127.0.0.1:{}", free_port());
         // a short resync unless the test sets its own
         let resync: &[&str] = if extra_args.contains(&"--resync-interval") {
             &[]
         } else {
             &["--resync-interval", "3s"]
         };
+        let http_addr = format!("127.0.0.1:{}", free_port());
+        let args: Vec<String> = ["--watch-namespace", namespace, "--cluster-id", &cluster_id]
+            .into_iter()
+            .chain(["--region", &testbed.region])
+            .chain(["--metrics-addr", &http_addr, "--health-addr", &http_addr])
+            .chain(resync.iter().copied())
+            .chain(extra_args.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        Self::launch(
+            &format!("{namespace}{instance}"),
+            aws_endpoint,
+            kubeconfig,
+            &args,
+            &[],
+            cluster_id,
+            http_addr,
+        )
+    }
+
+    /// Runs `berth run` with exactly `args` (which must bind `http_addr` with --metrics-addr and
+    /// --health-addr) and `env` on top of the test bed's; e.g. the arguments a rendered Helm
+    /// chart passes. The log is `berth-<log_name>.log` under the test bed's directory.
+    pub fn start_exact(
+        log_name: &str,
+        aws_endpoint: &str,
+        kubeconfig: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        http_addr: String,
+    ) -> Operator {
+        Self::launch(
+            log_name,
+            aws_endpoint,
+            Some(kubeconfig),
+            args,
+            env,
+            String::new(),
+            http_addr,
+        )
+    }
+
+    fn launch(
+        log_name: &str,
+        aws_endpoint: &str,
+        kubeconfig: Option<&str>,
+        args: &[String],
+        env: &[(&str, &str)],
+        cluster_id: String,
+        http_addr: String,
+    ) -> Operator {
+        let dir = std::path::PathBuf::from(std::env::var("BERTH_TESTBED").unwrap_or_else(|_| "target".into()));
+        let log = dir.join(format!("berth-{log_name}.log"));
+        let log_file = std::fs::File::create(&log).expect("operator log file");
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
         if let Some(kubeconfig) = kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
         }
         let child = command
-            .args(["run", "--watch-namespace", namespace, "--cluster-id", &cluster_id])
-            .args(["--region", &testbed.region])
-            .args(["--metrics-addr", &http_addr, "--health-addr", &http_addr])
-            .args(resync)
-            .args(extra_args)
+            .arg("run")
+            .args(args)
             .env("RUST_LOG", "info,berth=debug")
             .env("AWS_ENDPOINT_URL", aws_endpoint)
+            .envs(env.iter().copied())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
@@ -483,6 +531,18 @@ pub fn object(name: &str, spec: serde_json::Value) -> EcrRepository {
     .unwrap()
 }
 
+/// Waits until the object `name` is gone (its finalizers, if any, released).
+pub async fn wait_deleted<K>(api: &Api<K>, name: &str) -> bool
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(TIMEOUT, || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await
+    .is_some()
+}
+
 /// A kind whose status has a Ready condition and an observedGeneration.
 pub trait ReadyStatus: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug {
     /// (the Ready condition's reason, the status's observedGeneration)
@@ -564,11 +624,7 @@ impl Setup {
 
     /// Waits until the EcrRepository `name` is gone (its finalizer, if any, released).
     pub async fn wait_gone(&self, name: &str) -> bool {
-        wait_for(TIMEOUT, || async {
-            self.repositories.get_opt(name).await.ok()?.is_none().then_some(())
-        })
-        .await
-        .is_some()
+        wait_deleted(&self.repositories, name).await
     }
 
     /// Whether a DriftCorrected Event about `name` names `field`.
@@ -661,4 +717,22 @@ pub fn is_write(operation: &str) -> bool {
     .iter()
     .any(|prefix| operation.starts_with(prefix))
         && !["BatchGetImage", "BatchCheckLayerAvailability"].contains(&operation)
+}
+
+/// Deletes the ScanPolicies of `region` that an earlier, interrupted run left (their finalizers
+/// released first): ScanPolicy is cluster-scoped and the oldest policy of a region wins, so a
+/// test that owns a region starts from none.
+pub async fn remove_scan_policies_in(client: &Client, region: &str) {
+    use kube::api::{DeleteParams, Patch, PatchParams};
+    let policies: Api<berth::api::ScanPolicy> = Api::all(client.clone());
+    for left in policies.list(&Default::default()).await.expect("list ScanPolicies") {
+        if left.spec.region.as_deref() == Some(region) {
+            let release = serde_json::json!({"metadata": {"finalizers": null}});
+            let name = left.name_any();
+            let _ = policies
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+                .await;
+            let _ = policies.delete(&name, &DeleteParams::default()).await;
+        }
+    }
 }

@@ -171,6 +171,11 @@ impl Operator {
         kubeconfig: Option<&str>,
         extra_args: &[&str],
     ) -> Operator {
+        // operators talking to moto directly go through the recording proxy when one records
+        let recording = (aws_endpoint == testbed.aws_endpoint)
+            .then(|| proxy::recording_endpoint(aws_endpoint))
+            .flatten();
+        let aws_endpoint = recording.as_deref().unwrap_or(aws_endpoint);
         let cluster_id = format!("test-{namespace}");
         let dir = std::path::PathBuf::from(std::env::var("BERTH_TESTBED").unwrap_or_else(|_| "target".into()));
         let log = dir.join(format!("berth-{namespace}{instance}.log"));

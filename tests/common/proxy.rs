@@ -1,6 +1,11 @@
 //! A recording proxy in front of moto: every AWS request berth makes passes through it and is
 //! counted by operation, independently of berth's own metrics. It can also answer a share of
 //! the requests with `ThrottlingException`, which moto cannot produce.
+//!
+//! With `BERTH_RECORD_OPERATIONS=<file>` every forwarded request is also appended to that file
+//! as `<service>:<Operation>` (e.g. `ecr:DescribeRepositories`), and every operator a test
+//! starts talks to AWS through a proxy (see `recording_endpoint`), so that `scripts/test` can
+//! check the IAM policies in `docs/` against all that berth did (`tests/iam_policy.rs`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,6 +52,56 @@ fn operation(target: Option<&str>, body: &[u8]) -> String {
         .to_owned()
 }
 
+/// The signing name of a SigV4 request (`ecr`, `iam`, `sts`): the service field of the
+/// credential scope, `Credential=<key>/<date>/<region>/<service>/aws4_request`.
+fn service(authorization: Option<&str>) -> &str {
+    authorization
+        .and_then(|value| value.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3))
+        .unwrap_or("unknown")
+}
+
+/// Appends `<service>:<operation>` to the file `BERTH_RECORD_OPERATIONS` names, if any. One
+/// `O_APPEND` write per line, so that concurrent tests never interleave within a line.
+fn record_operation(service: &str, operation: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(RECORD_OPERATIONS) else {
+        return;
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{RECORD_OPERATIONS}={}: {e}", path.to_string_lossy()));
+    file.write_all(format!("{service}:{operation}\n").as_bytes())
+        .expect("record an AWS operation");
+}
+
+/// The environment variable naming the file that recorded operations are appended to.
+pub const RECORD_OPERATIONS: &str = "BERTH_RECORD_OPERATIONS";
+
+/// When operations are recorded: the endpoint of one process-wide proxy in front of
+/// `upstream`, running on a thread of its own (so that it serves even while a test blocks its
+/// runtime), for operators that would otherwise talk to moto directly. None otherwise.
+pub fn recording_endpoint(upstream: &str) -> Option<String> {
+    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    std::env::var_os(RECORD_OPERATIONS)?;
+    let endpoint = ENDPOINT.get_or_init(|| {
+        let upstream = upstream.to_owned();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let proxy = AwsProxy::start(&upstream).await;
+                sender.send(proxy.endpoint.clone()).unwrap();
+                std::future::pending::<()>().await
+            })
+        });
+        receiver.recv().expect("the recording proxy starts")
+    });
+    Some(endpoint.clone())
+}
+
 async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
@@ -56,6 +111,8 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let operation = operation(target, &body);
     shared.calls.lock().unwrap().push(operation.clone());
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    record_operation(service(authorization), &operation);
 
     let injected = shared.fail_next.lock().unwrap().remove(&operation);
     if let Some((code, message)) = injected {

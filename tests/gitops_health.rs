@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use berth::api::{
-    Conditions, ConditionStatus, EcrRepositoryStatus, LifecyclePolicyStatus, PreviewTotals, Progress,
-    ScanPolicyStatus, ScanSummary, SelectedRepository, SelectionState, progress_conditions, set_condition,
+    ConditionStatus, Conditions, EcrRepositoryStatus, LifecyclePolicyStatus, PreviewTotals, Progress, ScanPolicyStatus,
+    ScanSummary, SelectedRepository, SelectionState, progress_conditions, set_condition,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
@@ -136,7 +136,10 @@ fn judge(kind: &str, cases: Vec<(&str, Value, &str, &str)>) {
     };
     for ((name, _, expected, text), (status, message)) in cases.iter().zip(results) {
         assert_eq!(status, *expected, "{kind}, {name}: {message}");
-        assert!(message.contains(text), "{kind}, {name}: message {message:?} lacks {text:?}");
+        assert!(
+            message.contains(text),
+            "{kind}, {name}: message {message:?} lacks {text:?}"
+        );
     }
 }
 
@@ -213,11 +216,7 @@ fn every_kind_reports_ready_stalled_reconciling_and_generation() {
                     object(
                         kind,
                         3,
-                        Some(status(
-                            kind,
-                            conditions(Progress::Stalled, "InvalidSpec", "bad", 2),
-                            2,
-                        )),
+                        Some(status(kind, conditions(Progress::Stalled, "InvalidSpec", "bad", 2), 2)),
                     ),
                     "Progressing",
                     "generation 3",
@@ -314,7 +313,12 @@ fn a_lifecycle_preview_and_conflicts_are_healthy_and_described() {
     judge(
         kind,
         vec![
-            ("preview", previewing.clone(), "Healthy", "preview only: 7 images would expire"),
+            (
+                "preview",
+                previewing.clone(),
+                "Healthy",
+                "preview only: 7 images would expire",
+            ),
             (
                 "conflict",
                 previewing,

@@ -51,7 +51,10 @@ struct Request {
 impl Request {
     fn of(action: &str) -> Request {
         let (service, name) = action.split_once(':').expect("service:Operation");
-        let role = format!("arn:aws:iam::{ACCOUNT}:role{}team-app-817d69d9-push", default_role_path());
+        let role = format!(
+            "arn:aws:iam::{ACCOUNT}:role{}team-app-817d69d9-push",
+            default_role_path()
+        );
         let resource = match (service, name) {
             ("ecr", "GetRegistryScanningConfiguration" | "PutRegistryScanningConfiguration") => "*".to_owned(),
             ("ecr", _) => format!("arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/team/app"),
@@ -111,19 +114,22 @@ fn conditions_hold(statement: &Value, request: &Request) -> bool {
         return true;
     };
     blocks.iter().all(|(operator, keys)| {
-        keys.as_object().expect("a condition block is an object").iter().all(|(key, values)| {
-            let Some(actual) = request.context.get(key.as_str()) else {
-                return false;
-            };
-            strings(Some(values)).iter().any(|expected| {
-                let expected = request.variables(expected);
-                match operator.as_str() {
-                    "ArnEquals" | "StringEquals" => *actual == expected,
-                    "ArnLike" | "StringLike" => glob(&expected, actual),
-                    other => panic!("the evaluator does not know the condition operator {other}"),
-                }
+        keys.as_object()
+            .expect("a condition block is an object")
+            .iter()
+            .all(|(key, values)| {
+                let Some(actual) = request.context.get(key.as_str()) else {
+                    return false;
+                };
+                strings(Some(values)).iter().any(|expected| {
+                    let expected = request.variables(expected);
+                    match operator.as_str() {
+                        "ArnEquals" | "StringEquals" => *actual == expected,
+                        "ArnLike" | "StringLike" => glob(&expected, actual),
+                        other => panic!("the evaluator does not know the condition operator {other}"),
+                    }
+                })
             })
-        })
     })
 }
 
@@ -216,7 +222,10 @@ fn sdk_operations() -> BTreeSet<String> {
             error_names.insert(format!("{}:{}", service_of(&file), &found[1]));
         }
     }
-    assert_eq!(calls, sends, "every .send() in src/aws/ starts from an SDK client the scan recognises");
+    assert_eq!(
+        calls, sends,
+        "every .send() in src/aws/ starts from an SDK client the scan recognises"
+    );
     let lowercase: BTreeSet<String> = error_names.iter().map(|name| name.to_ascii_lowercase()).collect();
     assert_eq!(
         operations, lowercase,
@@ -296,7 +305,12 @@ fn the_least_privilege_policy_confines_roles_to_the_path_and_the_boundary() {
 fn the_policies_refuse_what_berth_does_not_need() {
     for file in POLICIES {
         let policy = policy(file);
-        for action in ["ecr:BatchDeleteImage", "ecr:PutImage", "iam:CreateUser", "iam:AttachRolePolicy"] {
+        for action in [
+            "ecr:BatchDeleteImage",
+            "ecr:PutImage",
+            "iam:CreateUser",
+            "iam:AttachRolePolicy",
+        ] {
             let mut request = Request::of("ecr:DescribeImages");
             request.action = action.to_owned();
             assert!(!allowed(&policy, &request), "{file} allows {action}");

@@ -90,7 +90,10 @@ pub fn recording_endpoint(upstream: &str) -> Option<String> {
         let upstream = upstream.to_owned();
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 let proxy = AwsProxy::start(&upstream).await;
                 sender.send(proxy.endpoint.clone()).unwrap();

@@ -77,9 +77,15 @@ fn the_image_runs_berth_as_a_numeric_non_root_user_without_a_shell() {
         );
     }
     let runtime = runtime_stage(&dockerfile);
-    assert_eq!(runtime[0], "FROM scratch", "the runtime image is empty but for what is copied");
+    assert_eq!(
+        runtime[0], "FROM scratch",
+        "the runtime image is empty but for what is copied"
+    );
     assert!(runtime.contains(&"USER 65532:65532".to_owned()), "{runtime:?}");
-    assert!(runtime.contains(&r#"ENTRYPOINT ["berth", "run"]"#.to_owned()), "{runtime:?}");
+    assert!(
+        runtime.contains(&r#"ENTRYPOINT ["berth", "run"]"#.to_owned()),
+        "{runtime:?}"
+    );
     // exec form only, nothing that needs a shell at run time
     assert!(
         runtime
@@ -100,7 +106,13 @@ fn literals(pattern: &str, text: &str) -> Vec<String> {
     regex::Regex::new(pattern)
         .unwrap()
         .captures_iter(text)
-        .flat_map(|c| c.iter().skip(1).flatten().map(|m| m.as_str().to_owned()).collect::<Vec<_>>())
+        .flat_map(|c| {
+            c.iter()
+                .skip(1)
+                .flatten()
+                .map(|m| m.as_str().to_owned())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -175,7 +187,10 @@ fn the_troubleshooting_guide_explains_every_reason_berth_reports() {
         "Created",
         "LifecyclePolicyRemoved",
     ] {
-        assert!(reasons.contains(known), "the scan of src/ no longer finds {known}: {reasons:?}");
+        assert!(
+            reasons.contains(known),
+            "the scan of src/ no longer finds {known}: {reasons:?}"
+        );
     }
     let guide = read("docs/troubleshooting.md");
     let missing: Vec<&String> = reasons

@@ -39,7 +39,10 @@ fn health(kind: &str, objects: &[Value]) -> Option<Vec<(String, String)>> {
         eprintln!("skipped: {lua} is not installed (scripts/testbed install)");
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("berth-health-{}-{kind}", std::process::id()));
+    // one directory per call: tests run in parallel, several on the same kind
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("berth-health-{}-{kind}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let harness = dir.join("harness.lua");
     std::fs::write(

@@ -26,8 +26,19 @@ enum Command {
         #[arg(long)]
         chart: Option<PathBuf>,
     },
+    /// Print generated documentation.
+    Docs {
+        #[command(subcommand)]
+        page: DocsPage,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum DocsPage {
+    /// The API reference of every kind, from the CRD schemas (docs/api-reference.md).
+    ApiReference,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +67,12 @@ fn main() -> anyhow::Result<()> {
                     std::fs::write(dir.join(berth::api::crd_file_name(&crd)), berth::api::crd_yaml(&crd))?;
                 }
             }
+            Ok(())
+        }
+        Command::Docs {
+            page: DocsPage::ApiReference,
+        } => {
+            print!("{}", berth::api::api_reference());
             Ok(())
         }
         Command::Version => {

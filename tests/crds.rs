@@ -99,3 +99,14 @@ fn every_field_of_ecr_repository_lifecycle_policy_and_scan_policy_is_described()
         );
     }
 }
+
+/// `docs/api-reference.md` must be what the schemas generate (`berth docs api-reference`).
+#[test]
+fn committed_api_reference_matches_the_schemas() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api-reference.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == berth::api::api_reference(),
+        "docs/api-reference.md differs from the CRD schemas; run: cargo run -- docs api-reference > docs/api-reference.md"
+    );
+}

@@ -5,6 +5,7 @@
 mod access;
 mod conditions;
 mod lifecycle_policy;
+mod reference;
 mod repository;
 mod scan_policy;
 
@@ -13,6 +14,7 @@ pub use conditions::{
     ConditionStatus, Conditions, Progress, READY, RECONCILING, STALLED, progress_conditions, set_condition,
 };
 pub use lifecycle_policy::*;
+pub use reference::api_reference;
 pub use repository::*;
 pub use scan_policy::*;
 

@@ -173,6 +173,11 @@ impl Operator {
         kubeconfig: Option<&str>,
         extra_args: &[&str],
     ) -> Operator {
+        // operators talking to moto directly go through the recording proxy when one records
+        let recording = (aws_endpoint == testbed.aws_endpoint)
+            .then(|| proxy::recording_endpoint(aws_endpoint))
+            .flatten();
+        let aws_endpoint = recording.as_deref().unwrap_or(aws_endpoint);
         let cluster_id = format!("test-{namespace}");
         // a short resync unless the test sets its own
         let resync: &[&str] = if extra_args.contains(&"--resync-interval") {

@@ -3,6 +3,11 @@
 //! the requests with `ThrottlingException`, which moto cannot produce, answer every request of
 //! one operation with a given AWS error until told to stop, and hold moto's answers back for a
 //! while (as a slow network would).
+//!
+//! With `BERTH_RECORD_OPERATIONS=<file>` every forwarded request is also appended to that file
+//! as `<service>:<Operation>` (e.g. `ecr:DescribeRepositories`), and every operator a test
+//! starts talks to AWS through a proxy (see `recording_endpoint`), so that `scripts/test` can
+//! check the IAM policies in `docs/` against all that berth did (`tests/iam_policy.rs`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -66,6 +71,59 @@ fn operation(target: Option<&str>, body: &[u8]) -> String {
         .to_owned()
 }
 
+/// The signing name of a SigV4 request (`ecr`, `iam`, `sts`): the service field of the
+/// credential scope, `Credential=<key>/<date>/<region>/<service>/aws4_request`.
+fn service(authorization: Option<&str>) -> &str {
+    authorization
+        .and_then(|value| value.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3))
+        .unwrap_or("unknown")
+}
+
+/// Appends `<service>:<operation>` to the file `BERTH_RECORD_OPERATIONS` names, if any. One
+/// `O_APPEND` write per line, so that concurrent tests never interleave within a line.
+fn record_operation(service: &str, operation: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(RECORD_OPERATIONS) else {
+        return;
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{RECORD_OPERATIONS}={}: {e}", path.to_string_lossy()));
+    file.write_all(format!("{service}:{operation}\n").as_bytes())
+        .expect("record an AWS operation");
+}
+
+/// The environment variable naming the file that recorded operations are appended to.
+pub const RECORD_OPERATIONS: &str = "BERTH_RECORD_OPERATIONS";
+
+/// When operations are recorded: the endpoint of one process-wide proxy in front of
+/// `upstream`, running on a thread of its own (so that it serves even while a test blocks its
+/// runtime), for operators that would otherwise talk to moto directly. None otherwise.
+pub fn recording_endpoint(upstream: &str) -> Option<String> {
+    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    std::env::var_os(RECORD_OPERATIONS)?;
+    let endpoint = ENDPOINT.get_or_init(|| {
+        let upstream = upstream.to_owned();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let proxy = AwsProxy::start(&upstream).await;
+                sender.send(proxy.endpoint.clone()).unwrap();
+                std::future::pending::<()>().await
+            })
+        });
+        receiver.recv().expect("the recording proxy starts")
+    });
+    Some(endpoint.clone())
+}
+
 async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
@@ -85,6 +143,8 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
         invocation,
         at: Instant::now(),
     });
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    record_operation(service(authorization), &operation);
 
     let persistent = shared.fail_always.lock().unwrap().get(&operation).cloned();
     let injected = persistent.or_else(|| shared.fail_next.lock().unwrap().remove(&operation));

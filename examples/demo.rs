@@ -111,27 +111,23 @@ impl Demo {
             }
         }
 
-        step(
-            "CI pushes images: payments-api v1.0 .. v1.34, pr-101, pr-102 and an untagged one; payments-worker v1.0 .. v1.2",
-        );
+        step("CI pushes images: payments-api pr-101, pr-102, v1.0 .. v1.34; payments-worker v1.0 .. v1.2");
         let api_repository = "team-payments/payments-api";
-        self.push(api_repository, None, "untagged").await?;
         for tag in ["pr-101", "pr-102"] {
-            self.push(api_repository, Some(tag), tag).await?;
+            self.push(api_repository, tag, tag).await?;
         }
         for i in 0..35 {
-            self.push(api_repository, Some(&format!("v1.{i}")), &format!("api-{i}"))
+            self.push(api_repository, &format!("v1.{i}"), &format!("api-{i}"))
                 .await?;
         }
         for i in 0..3 {
             self.push(
                 "team-payments/payments-worker",
-                Some(&format!("v1.{i}")),
+                &format!("v1.{i}"),
                 &format!("worker-{i}"),
             )
             .await?;
         }
-        println!("  40 images in team-payments/payments-api, 3 in team-payments/payments-worker");
 
         step("someone makes payments-api's tags mutable in the console; berth puts it back within a resync");
         self.ecr
@@ -156,8 +152,8 @@ impl Demo {
         Ok(())
     }
 
-    /// Puts one image (a hand-made manifest: the emulator needs no layers), tagged or not.
-    async fn push(&self, repository: &str, tag: Option<&str>, seed: &str) -> anyhow::Result<()> {
+    /// Puts one tagged image (a hand-made manifest: the emulator needs no layers).
+    async fn push(&self, repository: &str, tag: &str, seed: &str) -> anyhow::Result<()> {
         let digest = |kind: &str| {
             let hash = seed.bytes().fold(0xcbf29ce484222325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
@@ -173,7 +169,7 @@ impl Demo {
             .put_image()
             .repository_name(repository)
             .image_manifest(manifest.to_string())
-            .set_image_tag(tag.map(str::to_owned))
+            .image_tag(tag)
             .send()
             .await?;
         Ok(())
@@ -202,12 +198,14 @@ impl Demo {
                 ready_reason(&status.conditions)
             );
             for preview in status.preview {
+                let examples = if preview.examples.is_empty() {
+                    String::new()
+                } else {
+                    format!("   e.g. {}", preview.examples.join(", "))
+                };
                 println!(
-                    "    {:<16} would expire {:>2}, keep {:>2}   e.g. {}",
-                    preview.repository,
-                    preview.expire,
-                    preview.keep,
-                    preview.examples.join(", ")
+                    "    {:<16} would expire {:>2}, keep {:>2}{examples}",
+                    preview.repository, preview.expire, preview.keep
                 );
                 let repository = format!("{NAMESPACE}/{}", preview.repository);
                 let held = self
@@ -372,8 +370,12 @@ impl Demo {
             if let Ok(policy) = self.ecr.get_repository_policy().repository_name(name).send().await {
                 let policy: serde_json::Value = serde_json::from_str(policy.policy_text().unwrap_or("{}"))?;
                 for statement in policy["Statement"].as_array().into_iter().flatten() {
+                    let condition = match &statement["Condition"] {
+                        serde_json::Value::Null => String::new(),
+                        condition => format!(" if {condition}"),
+                    };
                     println!(
-                        "    policy {:<18} {}",
+                        "    policy {:<22} {}{condition}",
                         statement["Sid"].as_str().unwrap_or_default(),
                         statement["Principal"]
                     );
@@ -390,6 +392,11 @@ impl Demo {
                     format!("{} {:?}", rule.scan_frequency().as_str(), filters)
                 })
                 .collect();
+            let rules = if rules.is_empty() {
+                vec!["(no rules)".to_owned()]
+            } else {
+                rules
+            };
             println!(
                 "  registry scanning: {} {}",
                 configuration.scan_type().map(|t| t.as_str()).unwrap_or_default(),

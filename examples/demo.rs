@@ -175,9 +175,10 @@ impl Demo {
         Ok(())
     }
 
-    /// The LifecyclePolicy in Preview: what it would expire now, and that ECR holds no policy.
+    /// The LifecyclePolicies: what their rules would expire now (status.preview, in both
+    /// modes), and what ECR holds (nothing in Preview).
     async fn lifecycle(&self) -> anyhow::Result<()> {
-        step("berth previews the LifecyclePolicy (mode: Preview writes nothing to ECR)");
+        step("berth evaluates the LifecyclePolicy's rules against the images (status.preview)");
         let api: Api<LifecyclePolicy> = Api::namespaced(self.client.clone(), NAMESPACE);
         let policies = wait_until("the LifecyclePolicies to be Ready", || async {
             let list = api.list(&ListParams::default()).await?.items;
@@ -193,8 +194,9 @@ impl Demo {
         for policy in policies {
             let status = policy.status.unwrap_or_default();
             println!(
-                "  {}: {}",
+                "  {} (mode {:?}): {}",
                 policy.metadata.name.unwrap_or_default(),
+                policy.spec.mode,
                 ready_reason(&status.conditions)
             );
             for preview in status.preview {
@@ -208,21 +210,30 @@ impl Demo {
                     preview.repository, preview.expire, preview.keep
                 );
                 let repository = format!("{NAMESPACE}/{}", preview.repository);
-                let held = self
-                    .ecr
-                    .get_lifecycle_policy()
-                    .repository_name(&repository)
-                    .send()
-                    .await
-                    .is_ok();
                 println!(
                     "    {:<16} lifecycle policy in ECR: {}",
                     "",
-                    if held { "yes" } else { "none" }
+                    self.lifecycle_rules(&repository).await
                 );
             }
         }
         Ok(())
+    }
+
+    /// What ECR holds as the repository's lifecycle policy, in a few words.
+    async fn lifecycle_rules(&self, repository: &str) -> String {
+        let held = self.ecr.get_lifecycle_policy().repository_name(repository).send().await;
+        let Some(text) = held.ok().and_then(|h| h.lifecycle_policy_text) else {
+            return "none".to_owned();
+        };
+        let rules: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let descriptions: Vec<&str> = rules["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|rule| rule["description"].as_str())
+            .collect();
+        format!("{} rules ({})", descriptions.len(), descriptions.join("; "))
     }
 
     /// Plays the scanner: the emulator will report these findings for each repository's newest
@@ -300,7 +311,7 @@ impl Demo {
             let list = policies.list(&ListParams::default()).await?.items;
             let done = list.iter().find_map(|p| {
                 let status = p.status.clone()?;
-                let summary = status.summary.clone().filter(|s| s.scanned >= 2)?;
+                let summary = status.summary.filter(|s| s.scanned >= 2)?;
                 ready(&status.conditions, status.observed_generation, p.metadata.generation)
                     .then(|| (p.name_any(), ready_reason(&status.conditions), summary))
             });
@@ -367,6 +378,7 @@ impl Demo {
                     .unwrap_or_default()
             );
             println!("    tags: {}", tags.join(" "));
+            println!("    lifecycle policy: {}", self.lifecycle_rules(name).await);
             if let Ok(policy) = self.ecr.get_repository_policy().repository_name(name).send().await {
                 let policy: serde_json::Value = serde_json::from_str(policy.policy_text().unwrap_or("{}"))?;
                 for statement in policy["Statement"].as_array().into_iter().flatten() {

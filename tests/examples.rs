@@ -203,7 +203,8 @@ async fn the_examples_become_ready_and_are_released() {
     let iam = aws_sdk_iam::Client::new(&sdk);
     let documents = manifests();
 
-    // the examples name their own namespace; berth watches it (and manages ScanPolicies)
+    // the examples name their own namespace; berth watches it, manages ScanPolicies, and holds
+    // the repositories to the tenancy guard the manifests' comments promise they pass
     let namespaces: BTreeSet<&str> = documents
         .iter()
         .filter_map(|(_, d)| d["metadata"]["namespace"].as_str())
@@ -219,7 +220,12 @@ async fn the_examples_become_ready_and_are_released() {
     let operator = Operator::start(
         &testbed,
         namespace,
-        &["--create-github-oidc-provider", "--manage-scan-policies", "true"],
+        &[
+            "--create-github-oidc-provider",
+            "--manage-scan-policies",
+            "true",
+            "--require-namespace-prefix",
+        ],
     );
 
     for (file, document) in &documents {
@@ -263,14 +269,28 @@ async fn the_examples_become_ready_and_are_released() {
                     _ => "Applied",
                 };
                 let policy: LifecyclePolicy = ready(&client, document, reason, &operator).await;
+                // exactly the repositories its selector (or list) names
+                let selector = document["spec"]["repositorySelector"]["matchLabels"].as_object();
+                let listed = document["spec"]["repositories"].as_array();
+                let expected: BTreeSet<&str> = documents
+                    .iter()
+                    .filter(|(_, d)| kind(d) == "EcrRepository")
+                    .filter(|(_, d)| match (selector, listed) {
+                        (Some(labels), _) => labels.iter().all(|(key, value)| &d["metadata"]["labels"][key] == value),
+                        (None, Some(names)) => names.iter().any(|n| n.as_str() == Some(name(d))),
+                        (None, None) => false,
+                    })
+                    .map(|(_, d)| name(d))
+                    .collect();
                 let selected = policy.status.unwrap().repositories;
-                assert!(!selected.is_empty(), "{} selects no repository", name(document));
-                for entry in selected {
+                let names: BTreeSet<&str> = selected.iter().map(|entry| entry.name.as_str()).collect();
+                assert_eq!(names, expected, "the repositories {} governs", name(document));
+                for entry in &selected {
                     let repository = documents
                         .iter()
                         .find(|(_, d)| kind(d) == "EcrRepository" && name(d) == entry.name)
                         .map(|(_, d)| d["spec"]["repositoryName"].as_str().unwrap())
-                        .expect("a selected repository is one of the examples");
+                        .unwrap();
                     if reason == "Previewed" {
                         assert_eq!(entry.state, SelectionState::Previewed);
                         let put = ecr.get_lifecycle_policy().repository_name(repository).send().await;
@@ -280,8 +300,18 @@ async fn the_examples_become_ready_and_are_released() {
             }
             "ScanPolicy" => {
                 ready::<ScanPolicy>(&client, document, "Applied", &operator).await;
-                let (scan_type, _) = registry_scanning(&ecr).await;
+                // the registry holds the policy's scan type and filters
+                let (scan_type, rules) = registry_scanning(&ecr).await;
                 assert_eq!(scan_type, document["spec"]["scanType"].as_str().unwrap().to_uppercase());
+                let filters: BTreeSet<String> = rules.into_iter().flat_map(|(_, filters)| filters).collect();
+                let declared: BTreeSet<String> = document["spec"]["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|rule| rule["repositoryFilters"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|filter| filter.as_str().map(str::to_owned))
+                    .collect();
+                assert_eq!(filters, declared);
             }
             _ => unreachable!(),
         }

@@ -64,6 +64,18 @@ where
     anyhow::bail!("timed out waiting for {what}")
 }
 
+/// Every object of `api`, once there is one and `done` holds for all of them.
+async fn wait_all<K>(api: &Api<K>, what: &str, done: impl Fn(&K) -> bool) -> anyhow::Result<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_until(what, || async {
+        let list = api.list(&ListParams::default()).await?.items;
+        Ok((!list.is_empty() && list.iter().all(&done)).then_some(list))
+    })
+    .await
+}
+
 /// Ready=True for the current generation, as `kubectl wait --for=condition=Ready` would see it.
 fn ready(conditions: &[Condition], observed: Option<i64>, generation: Option<i64>) -> bool {
     observed == generation && conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
@@ -82,26 +94,16 @@ impl Demo {
         Api::namespaced(self.client.clone(), NAMESPACE)
     }
 
-    /// Every EcrRepository of the team, once all are Ready.
-    async fn ready_repositories(&self) -> anyhow::Result<Vec<EcrRepository>> {
-        let api = self.repositories_api();
-        wait_until("the EcrRepositories to be Ready", || async {
-            let list = api.list(&ListParams::default()).await?.items;
-            let all_ready = !list.is_empty()
-                && list.iter().all(|r| {
-                    let status = r.status.clone().unwrap_or_default();
-                    ready(&status.conditions, status.observed_generation, r.metadata.generation)
-                });
-            Ok(all_ready.then_some(list))
-        })
-        .await
-    }
-
     /// Waits for the repositories, shows what berth reports, plays CI (pushes images) and
     /// someone who changes a repository in the console.
     async fn repositories(&self) -> anyhow::Result<()> {
         step("berth creates the repositories (kubectl wait --for=condition=Ready ecrrepo --all)");
-        for repository in self.ready_repositories().await? {
+        let repositories = wait_all(&self.repositories_api(), "the EcrRepositories to be Ready", |r| {
+            let status = r.status.clone().unwrap_or_default();
+            ready(&status.conditions, status.observed_generation, r.metadata.generation)
+        })
+        .await?;
+        for repository in repositories {
             let status = repository.status.clone().unwrap_or_default();
             println!("  {}", repository.name_any());
             println!("    Ready         {}", ready_reason(&status.conditions));
@@ -180,15 +182,9 @@ impl Demo {
     async fn lifecycle(&self) -> anyhow::Result<()> {
         step("berth evaluates the LifecyclePolicy's rules against the images (status.preview)");
         let api: Api<LifecyclePolicy> = Api::namespaced(self.client.clone(), NAMESPACE);
-        let policies = wait_until("the LifecyclePolicies to be Ready", || async {
-            let list = api.list(&ListParams::default()).await?.items;
-            let all_ready = !list.is_empty()
-                && list.iter().all(|p| {
-                    let status = p.status.clone().unwrap_or_default();
-                    ready(&status.conditions, status.observed_generation, p.metadata.generation)
-                        && !status.preview.is_empty()
-                });
-            Ok(all_ready.then_some(list))
+        let policies = wait_all(&api, "the LifecyclePolicies to be Ready with a preview", |p| {
+            let status = p.status.clone().unwrap_or_default();
+            ready(&status.conditions, status.observed_generation, p.metadata.generation) && !status.preview.is_empty()
         })
         .await?;
         for policy in policies {

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use berth::policy::{self, Access, GithubPusher, Principal};
-use common::{Operator, Setup, TIMEOUT, is_write, setup, wait_for, wait_reason};
+use common::{Operator, Setup, TIMEOUT, iam_role as role, is_write, setup, wait_for, wait_reason};
 use kube::api::DeleteParams;
 use serde_json::{Value, json};
 
@@ -23,14 +23,6 @@ async fn repository_policy(s: &Setup, name: &str) -> Option<Value> {
         Ok(output) => Some(serde_json::from_str(output.policy_text().unwrap()).unwrap()),
         Err(e) if format!("{e:?}").contains("RepositoryPolicyNotFoundException") => None,
         Err(e) => panic!("GetRepositoryPolicy: {e:?}"),
-    }
-}
-
-async fn role(iam: &aws_sdk_iam::Client, name: &str) -> Option<aws_sdk_iam::types::Role> {
-    match iam.get_role().role_name(name).send().await {
-        Ok(output) => output.role,
-        Err(e) if format!("{e:?}").contains("NoSuchEntity") => None,
-        Err(e) => panic!("GetRole: {e:?}"),
     }
 }
 

@@ -84,6 +84,18 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
     name
 }
 
+/// Creates the namespace `name` unless it exists (a fixed name, e.g. the examples' own, that
+/// earlier runs on this test bed may have created already).
+pub async fn ensure_namespace(client: &Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    match namespaces.create(&PostParams::default(), &namespace).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => panic!("create namespace {name}: {error}"),
+    }
+}
+
 /// A short suffix that differs between tests and runs.
 pub fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -346,6 +358,15 @@ pub async fn ecr_client(testbed: &Testbed, region: &str) -> aws_sdk_ecr::Client 
         .region(aws_config::Region::new(region.to_owned()))
         .build();
     aws_sdk_ecr::Client::from_conf(config)
+}
+
+/// The IAM role `name`, or None when IAM has no such role.
+pub async fn iam_role(iam: &aws_sdk_iam::Client, name: &str) -> Option<aws_sdk_iam::types::Role> {
+    match iam.get_role().role_name(name).send().await {
+        Ok(output) => output.role,
+        Err(e) if format!("{e:?}").contains("NoSuchEntity") => None,
+        Err(e) => panic!("GetRole: {e:?}"),
+    }
 }
 
 /// Puts one image (a hand-made manifest, unique per `seed`) and returns its digest.

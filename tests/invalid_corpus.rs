@@ -175,12 +175,12 @@ fn every_cel_rule_has_a_corpus_file() {
     );
     let stale: Vec<_> = claimed.difference(&messages).collect();
     assert!(stale.is_empty(), "'# rule:' lines that quote no CEL rule: {stale:#?}");
-    // a CEL rule is only caught by the controller where CEL does not run
-    for case in cases.iter().filter(|c| !c.rules.is_empty()) {
+    // a CEL rule is only caught by the controller where CEL does not run, and only CEL rules are
+    for case in &cases {
         assert_eq!(
-            case.outcome,
-            Outcome::Either,
-            "{}: a CEL rule expects 'either'",
+            case.outcome == Outcome::Either,
+            !case.rules.is_empty(),
+            "{}: 'either' goes with the '# rule:' it breaks",
             case.name()
         );
     }
@@ -195,6 +195,67 @@ fn every_cel_rule_has_a_corpus_file() {
             "{}: updates run under the default flags",
             case.name()
         );
+    }
+}
+
+/// The openAPIV3Schema of `kind` as berth serves it.
+fn schema_of(kind: &str) -> serde_json::Value {
+    let crd = berth::api::crds()
+        .into_iter()
+        .find(|crd| crd.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("no CRD for {kind}"));
+    serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref(),
+    )
+    .unwrap()
+}
+
+/// The headers agree with the CRDs' CEL rules, evaluated offline (kube's `cel` feature): an
+/// `either` case is refused by CEL with the message it quotes, which contains its text (so a
+/// CEL-capable apiserver's error does too); an `InvalidSpec` case passes CEL (only berth can
+/// refuse it, on any apiserver); an update's first document passes CEL.
+#[test]
+fn the_headers_agree_with_the_crds_cel_rules() {
+    let validator = kube::core::cel::Validator::new();
+    for case in corpus().iter().filter(|c| c.outcome != Outcome::Rejected) {
+        let documents: Vec<serde_json::Value> = (0..case.documents.len())
+            .map(|i| case.document(i, "corpus", "x"))
+            .collect();
+        let schema = schema_of(documents[0]["kind"].as_str().unwrap());
+        if case.is_update() {
+            validator
+                .validate(&schema, &documents[0], None)
+                .unwrap_or_else(|e| panic!("{}: the first document fails CEL: {e:?}", case.name()));
+        }
+        let old = case.is_update().then(|| &documents[0]);
+        let verdict = validator.validate(&schema, documents.last().unwrap(), old);
+        match case.outcome {
+            Outcome::Either => {
+                let errors = verdict
+                    .expect_err(&format!("{}: CEL accepts it", case.name()))
+                    .into_vec();
+                let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+                for rule in &case.rules {
+                    assert!(
+                        messages.contains(&rule.as_str()),
+                        "{}: {messages:?} lacks '{rule}'",
+                        case.name()
+                    );
+                    assert!(
+                        rule.contains(&case.text),
+                        "{}: '{rule}' lacks '{}'",
+                        case.name(),
+                        case.text
+                    );
+                }
+            }
+            _ => assert!(verdict.is_ok(), "{}: CEL refuses it: {verdict:?}", case.name()),
+        }
     }
 }
 

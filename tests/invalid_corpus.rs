@@ -28,6 +28,8 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostP
 use kube::{Client, Resource};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/invalid");
+/// The EcrRepository the LifecyclePolicy cases select.
+const LIFECYCLE_TARGET: &str = "app";
 /// Marks every object the corpus creates, so that leftovers of an interrupted run can be found.
 const CORPUS_LABEL: &str = "test.berth.dev/corpus";
 
@@ -448,7 +450,22 @@ async fn every_invalid_manifest_is_refused_without_aws_calls() {
             .unwrap_or_else(|e| panic!("{}: the first document was refused: {e}", case.name()));
         update_objects.push((*case, api, name));
     }
-    for (_, api, name) in &update_objects {
+    // The repository every LifecyclePolicy case names (`repositories: [app]`): were one of them
+    // accepted, berth would read and put its lifecycle policy and list its images, and the proxy
+    // would count that. (An invalid EcrRepository has no ARN in status, so it cannot serve.)
+    let bait = serde_json::json!({
+        "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
+        "metadata": {"name": LIFECYCLE_TARGET, "labels": {CORPUS_LABEL: "target"}},
+        "spec": {"repositoryName": format!("{}/{LIFECYCLE_TARGET}", group.namespace)},
+    });
+    let bait_api = api_for(&s.client, &bait, &group.namespace);
+    create(&bait_api, &bait).await.expect("create the lifecycle target");
+    let ready: Vec<(&Api<DynamicObject>, &str)> = update_objects
+        .iter()
+        .map(|(_, api, name)| (api, name.as_str()))
+        .chain([(&bait_api, LIFECYCLE_TARGET)])
+        .collect();
+    for (api, name) in ready {
         wait_reason(api, name, "Synced", &group.operator).await;
         // the statistics refresher reads a new repository's images at once, then hourly
         let counted = wait_for(TIMEOUT, || async {
@@ -535,4 +552,5 @@ async fn every_invalid_manifest_is_refused_without_aws_calls() {
         // deletionPolicy Retain: no finalizer, the repository stays in the emulator
         delete_and_wait(api, name, &case.name()).await;
     }
+    delete_and_wait(&bait_api, LIFECYCLE_TARGET, "the lifecycle target").await;
 }

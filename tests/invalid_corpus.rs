@@ -261,6 +261,69 @@ fn the_headers_agree_with_the_crds_cel_rules() {
     }
 }
 
+/// berth's own validation of one document, as pure functions (no cluster, no AWS): the
+/// message of its refusal, `Ok(())` when it accepts, or `None` when berth cannot even read the
+/// document as its kind (e.g. an unknown enum value).
+fn controller_verdict(case: &Case, document: &serde_json::Value) -> Option<Result<(), String>> {
+    use berth::reconcile::repository::{ValidationSettings, desired::desired_repository};
+    let mut document = document.clone();
+    document["metadata"]["namespace"] = "corpus".into();
+    Some(match document["kind"].as_str().unwrap() {
+        "EcrRepository" => {
+            let repository: EcrRepository = serde_json::from_value(document).ok()?;
+            let settings = ValidationSettings {
+                default_region: "eu-west-1".into(),
+                cluster_id: "c1".into(),
+                require_namespace_prefix: case.flags.iter().any(|f| f == "--require-namespace-prefix"),
+                allow_public_access: false,
+                iam_role_path: "/berth/".into(),
+                partition: "aws".into(),
+            };
+            desired_repository(&repository, &settings)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        "LifecyclePolicy" => {
+            let policy: LifecyclePolicy = serde_json::from_value(document).ok()?;
+            berth::lifecycle::rules(&policy.spec)
+                .and_then(|rules| berth::lifecycle::render(&rules))
+                .map(drop)
+                .map_err(|e| e.0)
+        }
+        "ScanPolicy" => {
+            let policy: ScanPolicy = serde_json::from_value(document).ok()?;
+            berth::scan::desired_scanning(&policy.spec, "eu-west-1")
+                .map(drop)
+                .map_err(|e| e.0)
+        }
+        other => panic!("no such kind in the corpus: {other}"),
+    })
+}
+
+/// The three layers agree: what the schema rejects, berth refuses as well (naming the same
+/// field) whenever it can read it at all, since a CRD installed by hand or an older one may lack
+/// the bound.
+#[test]
+fn berth_also_refuses_what_the_schema_rejects() {
+    let mut checked = 0;
+    for case in corpus().iter().filter(|c| c.outcome == Outcome::Rejected) {
+        let document = case.document(0, "corpus", "x");
+        let Some(verdict) = controller_verdict(case, &document) else {
+            continue;
+        };
+        let message = verdict.expect_err(&format!("{}: berth accepts it", case.name()));
+        assert!(
+            message.contains(&case.text),
+            "{}: berth's message should name '{}': {message}",
+            case.name(),
+            case.text
+        );
+        checked += 1;
+    }
+    eprintln!("{checked} schema cases checked against berth's own validation");
+    assert!(checked >= 30, "only {checked} schema cases could be checked");
+}
+
 fn resource(kind: &str) -> (ApiResource, bool) {
     match kind {
         "EcrRepository" => (ApiResource::erase::<EcrRepository>(&()), true),

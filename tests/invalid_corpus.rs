@@ -455,6 +455,18 @@ async fn every_invalid_manifest_is_refused_without_aws_calls() {
             .delete(&left.meta().name.clone().unwrap(), &DeleteParams::default())
             .await;
     }
+    // the berth below manages every ScanPolicy of the cluster: another test's would make calls
+    let others: Vec<String> = scan_policies
+        .list(&ListParams::default().labels(&format!("!{CORPUS_LABEL}")))
+        .await
+        .expect("list ScanPolicies")
+        .iter()
+        .map(|p| p.meta().name.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        others.is_empty(),
+        "ScanPolicies of other tests exist ({others:?}); the corpus counts every AWS call of a berth that manages them"
+    );
 
     // one berth per flag set, each in its own namespace, all behind one proxy; the default one
     // manages ScanPolicies (berth leaves them alone when it watches namespaces, unless told)

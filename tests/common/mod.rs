@@ -510,6 +510,18 @@ impl ReadyStatus for berth::api::ScanPolicy {
     }
 }
 
+/// Waits until the object `name` is gone (its finalizers, if any, released).
+pub async fn wait_gone<K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
+    api: &Api<K>,
+    name: &str,
+) -> bool {
+    wait_for(TIMEOUT, || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await
+    .is_some()
+}
+
 /// Any kind read as JSON (e.g. objects applied from manifests whose kind is known at run time).
 impl ReadyStatus for kube::api::DynamicObject {
     fn ready(&self) -> Option<(String, Option<i64>)> {
@@ -573,11 +585,7 @@ impl Setup {
 
     /// Waits until the EcrRepository `name` is gone (its finalizer, if any, released).
     pub async fn wait_gone(&self, name: &str) -> bool {
-        wait_for(TIMEOUT, || async {
-            self.repositories.get_opt(name).await.ok()?.is_none().then_some(())
-        })
-        .await
-        .is_some()
+        wait_gone(&self.repositories, name).await
     }
 
     /// Whether a DriftCorrected Event about `name` names `field`.

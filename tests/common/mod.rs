@@ -604,6 +604,23 @@ impl ReadyStatus for berth::api::ScanPolicy {
     }
 }
 
+/// Any kind read as JSON (e.g. objects applied from manifests whose kind is known at run time).
+impl ReadyStatus for kube::api::DynamicObject {
+    fn ready(&self) -> Option<(String, Option<i64>)> {
+        let ready = dynamic_condition(self, "Ready")?;
+        let observed = self.data["status"]["observedGeneration"].as_i64();
+        Some((ready["reason"].as_str()?.to_owned(), observed))
+    }
+}
+
+/// The status condition `type_` of an object read as JSON.
+pub fn dynamic_condition<'a>(object: &'a kube::api::DynamicObject, type_: &str) -> Option<&'a serde_json::Value> {
+    object.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
 /// Waits until the object's Ready condition has `reason` for its current generation, and
 /// returns the object; panics with its status and the operator's log otherwise.
 pub async fn wait_reason<K: ReadyStatus>(api: &Api<K>, name: &str, reason: &str, operator: &Operator) -> K {

@@ -19,6 +19,17 @@ use crate::reconcile::ownership::{check_own_tags, owner_value, ownership_tags};
 static REPOSITORY_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(REPOSITORY_NAME_PATTERN).unwrap());
 static REGION: LazyLock<Regex> = LazyLock::new(|| Regex::new(REGION_PATTERN).unwrap());
 static EXCLUSION: LazyLock<Regex> = LazyLock::new(|| Regex::new(MUTABILITY_EXCLUSION_PATTERN).unwrap());
+/// The ways KMS names a key: key id (a UUID, or `mrk-` and 32 hex digits for a multi-Region
+/// key), alias name, key ARN or alias ARN. Not in the schema (the field predates the check);
+/// anything else reaches CreateRepository, which AWS refuses and moto accepts.
+static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    let id = "(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})";
+    let alias = "alias/[A-Za-z0-9/_-]{1,250}";
+    Regex::new(&format!(
+        "^(?:{id}|{alias}|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{{12}}:(?:key/{id}|{alias}))$"
+    ))
+    .unwrap()
+});
 
 /// The repository an EcrRepository declares, validated.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -112,6 +123,13 @@ pub fn desired_repository(
         return Err(invalid(
             "spec.encryption.kmsKey must be 1 to 2048 characters".to_owned(),
         ));
+    }
+    if let Some(key) = &spec.encryption.kms_key
+        && !KMS_KEY.is_match(key)
+    {
+        return Err(invalid(format!(
+            "spec.encryption.kmsKey: '{key}' is not a KMS key id, key ARN, alias (alias/...) or alias ARN"
+        )));
     }
 
     if spec.tags.len() > MAX_USER_TAGS {
@@ -213,6 +231,22 @@ mod tests {
     }
 
     #[test]
+    fn accepts_every_way_kms_names_a_key() {
+        for key in [
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "mrk-1234abcd12ab34cd56ef1234567890ab",
+            "alias/ecr",
+            "alias/aws/ecr",
+            "arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws:kms:us-east-2:111122223333:alias/team_keys/ecr-1",
+        ] {
+            let spec = serde_json::json!({"encryption": {"type": "Kms", "kmsKey": key}});
+            assert!(desired_repository(&object(spec), &settings()).is_ok(), "{key}");
+        }
+    }
+
+    #[test]
     fn accepts_48_user_tags_of_aws_characters() {
         let tags: serde_json::Map<String, serde_json::Value> = (0..MAX_USER_TAGS)
             .map(|i| (format!("k{i}"), serde_json::json!("v")))
@@ -269,6 +303,19 @@ mod tests {
             &s,
             "spec.encryption.kmsKey",
         );
+        for key in [
+            "my key",
+            "alias/",
+            "alias/with space",
+            "arn:aws:s3:::bucket",
+            "1234ABCD-12ab-34cd-56ef-1234567890ab",
+        ] {
+            refused(
+                serde_json::json!({"encryption": {"type": "Kms", "kmsKey": key}}),
+                &s,
+                "spec.encryption.kmsKey",
+            );
+        }
         refused(serde_json::json!({"tags": {"aws:owner": "x"}}), &s, "spec.tags");
         refused(serde_json::json!({"tags": {"AWS:owner": "x"}}), &s, "spec.tags");
         refused(serde_json::json!({"tags": {"berth.dev/owner": "x"}}), &s, "spec.tags");

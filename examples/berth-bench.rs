@@ -9,6 +9,8 @@
 //! Run it with `scripts/bench` (brings the test bed up and builds in release mode), e.g.
 //! `scripts/bench --repositories 1000 --resyncs 3`.
 
+// the tests' recording proxy; the benchmark uses only part of it
+#[allow(dead_code)]
 #[path = "../tests/common/proxy.rs"]
 mod proxy;
 
@@ -76,7 +78,10 @@ fn sample(pid: u32) -> ProcessSample {
     let ticks = 100.0; // USER_HZ on Linux
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // fields after the command name (which may hold spaces) start at ")"
-    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
     let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name
     let cpu_seconds = (field(11) + field(12)) / ticks;
@@ -177,9 +182,11 @@ fn is_ready<K: serde::Serialize>(object: &K) -> bool {
 
 /// Operations that change something in AWS.
 fn is_write(operation: &str) -> bool {
-    ["Create", "Put", "Set", "Tag", "Untag", "Delete", "Update", "Attach", "Detach"]
-        .iter()
-        .any(|prefix| operation.starts_with(prefix))
+    [
+        "Create", "Put", "Set", "Tag", "Untag", "Delete", "Update", "Attach", "Detach",
+    ]
+    .iter()
+    .any(|prefix| operation.starts_with(prefix))
 }
 
 fn total(counts: &BTreeMap<String, u64>, writes: bool) -> u64 {
@@ -225,8 +232,19 @@ async fn main() -> anyhow::Result<()> {
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let http_addr = format!("127.0.0.1:{metrics_port}");
     let child = std::process::Command::new(&args.berth)
-        .args(["run", "--watch-namespace", &namespace, "--cluster-id", &format!("bench-{suffix}")])
-        .args(["--region", &args.region, "--resync-interval", &format!("{}s", args.resync_seconds)])
+        .args([
+            "run",
+            "--watch-namespace",
+            &namespace,
+            "--cluster-id",
+            &format!("bench-{suffix}"),
+        ])
+        .args([
+            "--region",
+            &args.region,
+            "--resync-interval",
+            &format!("{}s", args.resync_seconds),
+        ])
         .args(["--metrics-addr", &http_addr, "--health-addr", &http_addr])
         .args(["--create-github-oidc-provider", "--manage-scan-policies", "true"])
         .args(&args.berth_arg)
@@ -235,7 +253,12 @@ async fn main() -> anyhow::Result<()> {
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start {}: {e} (build it: cargo build --release)", args.berth.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot start {}: {e} (build it: cargo build --release)",
+                args.berth.display()
+            )
+        })?;
     let berth = Berth(child);
     let pid = berth.0.id();
 
@@ -251,10 +274,15 @@ async fn main() -> anyhow::Result<()> {
     let cpu_before = sample(pid).cpu_seconds;
     let started = Instant::now();
     for (tier, mode) in [("a", "Enforce"), ("b", "Enforce"), ("c", "Preview")] {
-        policies.create(&PostParams::default(), &lifecycle_policy(tier, mode)).await?;
+        policies
+            .create(&PostParams::default(), &lifecycle_policy(tier, mode))
+            .await?;
     }
     scans
-        .create(&PostParams::default(), &scan_policy(&scan_name, &namespace, &args.region))
+        .create(
+            &PostParams::default(),
+            &scan_policy(&scan_name, &namespace, &args.region),
+        )
         .await?;
     let created = futures::stream::iter(0..args.repositories)
         .map(|index| {
@@ -362,13 +390,17 @@ async fn release_finalizers(client: &Client, namespace: &str, scan_name: &str) {
     let repositories: Api<EcrRepository> = Api::namespaced(client.clone(), namespace);
     if let Ok(list) = repositories.list(&ListParams::default()).await {
         for object in list {
-            let _ = repositories.patch(&object.name_any(), &PatchParams::default(), &release).await;
+            let _ = repositories
+                .patch(&object.name_any(), &PatchParams::default(), &release)
+                .await;
         }
     }
     let policies: Api<LifecyclePolicy> = Api::namespaced(client.clone(), namespace);
     if let Ok(list) = policies.list(&ListParams::default()).await {
         for object in list {
-            let _ = policies.patch(&object.name_any(), &PatchParams::default(), &release).await;
+            let _ = policies
+                .patch(&object.name_any(), &PatchParams::default(), &release)
+                .await;
         }
     }
     let scans: Api<ScanPolicy> = Api::all(client.clone());
@@ -385,19 +417,48 @@ fn print_table(result: &serde_json::Value, converge: &BTreeMap<String, u64>, ste
         }
         value.as_f64().unwrap_or(f64::NAN)
     };
-    println!("\nberth-bench: {n} EcrRepositories, {k} steady resyncs of {}s", f(&["resyncSeconds"]));
+    println!(
+        "\nberth-bench: {n} EcrRepositories, {k} steady resyncs of {}s",
+        f(&["resyncSeconds"])
+    );
     println!("| figure | value |\n|---|---|");
     println!("| all Ready after | {:.1} s |", f(&["allReadySeconds"]));
-    println!("| operator CPU to converge | {:.2} ms / repository |", f(&["convergence", "cpuMillisPerRepository"]));
-    println!("| AWS calls to converge | {:.2} / repository ({} writes) |",
-        (f(&["convergence", "awsReads"]) + f(&["convergence", "awsWrites"])) / n, f(&["convergence", "awsWrites"]));
-    println!("| peak RSS | {:.0} MiB ({:.1} KiB / repository) |", f(&["memory", "peakRssMiB"]), f(&["memory", "peakRssKiBPerRepository"]));
-    println!("| RSS after converging / steady | {:.0} / {:.0} MiB |", f(&["memory", "rssAfterConvergingMiB"]), f(&["memory", "rssSteadyMiB"]));
-    println!("| steady AWS reads / repository / resync | {:.3} |", f(&["steady", "readsPerRepositoryPerResync"]));
+    println!(
+        "| operator CPU to converge | {:.2} ms / repository |",
+        f(&["convergence", "cpuMillisPerRepository"])
+    );
+    println!(
+        "| AWS calls to converge | {:.2} / repository ({} writes) |",
+        (f(&["convergence", "awsReads"]) + f(&["convergence", "awsWrites"])) / n,
+        f(&["convergence", "awsWrites"])
+    );
+    println!(
+        "| peak RSS | {:.0} MiB ({:.1} KiB / repository) |",
+        f(&["memory", "peakRssMiB"]),
+        f(&["memory", "peakRssKiBPerRepository"])
+    );
+    println!(
+        "| RSS after converging / steady | {:.0} / {:.0} MiB |",
+        f(&["memory", "rssAfterConvergingMiB"]),
+        f(&["memory", "rssSteadyMiB"])
+    );
+    println!(
+        "| steady AWS reads / repository / resync | {:.3} |",
+        f(&["steady", "readsPerRepositoryPerResync"])
+    );
     println!("| steady AWS writes | {} |", f(&["steady", "awsWrites"]));
-    println!("| ACK's reads / berth's reads (per repository per resync) | {:.1}x |", f(&["steady", "ackToBerthReadRatio"]));
-    println!("| steady CPU / repository / resync | {:.3} ms |", f(&["steady", "cpuMillisPerRepositoryPerResync"]));
-    println!("| steady apiserver requests / resync | {:.0} |", f(&["steady", "apiserverRequestsPerResync"]));
+    println!(
+        "| ACK's reads / berth's reads (per repository per resync) | {:.1}x |",
+        f(&["steady", "ackToBerthReadRatio"])
+    );
+    println!(
+        "| steady CPU / repository / resync | {:.3} ms |",
+        f(&["steady", "cpuMillisPerRepositoryPerResync"])
+    );
+    println!(
+        "| steady apiserver requests / resync | {:.0} |",
+        f(&["steady", "apiserverRequestsPerResync"])
+    );
     println!("\n| operation | to converge | per resync, steady |\n|---|---|---|");
     let operations: std::collections::BTreeSet<&String> = converge.keys().chain(steady.keys()).collect();
     for operation in operations {

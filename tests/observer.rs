@@ -48,10 +48,20 @@ async fn one_describe_per_region_per_resync() {
     for _ in 0..3 {
         assert!(observer.observe(&testbed.region, &absent).await.unwrap().is_none());
     }
-    assert_eq!(registry.calls("DescribeRepository"), 2, "one describe for the absent name");
+    assert_eq!(
+        registry.calls("DescribeRepository"),
+        2,
+        "one describe for the absent name"
+    );
     // ...unless a fresh read is asked for (a spec change), or berth itself created it
     registry.create_plain(&testbed.region, &absent).await;
-    assert!(observer.observe_fresh(&testbed.region, &absent).await.unwrap().is_some());
+    assert!(
+        observer
+            .observe_fresh(&testbed.region, &absent)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(observer.observe(&testbed.region, &absent).await.unwrap().is_some());
     assert_eq!(registry.calls("DescribeRepository"), 3);
 
@@ -59,7 +69,10 @@ async fn one_describe_per_region_per_resync() {
     let gone = format!("{prefix}/gone");
     assert!(observer.observe(&testbed.region, &gone).await.unwrap().is_none());
     registry.create_plain(&testbed.region, &gone).await;
-    assert!(observer.observe(&testbed.region, &gone).await.unwrap().is_none(), "absent within the resync");
+    assert!(
+        observer.observe(&testbed.region, &gone).await.unwrap().is_none(),
+        "absent within the resync"
+    );
     observer.start_resync();
     assert!(observer.observe(&testbed.region, &gone).await.unwrap().is_some());
     for name in &names {

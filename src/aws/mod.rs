@@ -85,14 +85,14 @@ impl AwsClients {
 }
 
 /// Loads the shared SDK configuration: the standard credential chain (IRSA, EKS Pod Identity,
-/// environment), `AWS_ENDPOINT_URL` for emulators, and the SDK's adaptive retry: backoff plus a
-/// client-side rate limiter that slows down on throttling. The SDK keeps one limiter and one
-/// retry quota per service and region for the whole process (its retry partition, e.g.
-/// `ecr-eu-west-1`), so every reconcile shares one rate budget per service.
+/// environment), `AWS_ENDPOINT_URL` for emulators, and the SDK's standard retry with backoff
+/// (its retry quota is shared per service and region by the whole process). The SDK's adaptive
+/// mode was tried and left out: under a persistent throttle its client-side limiter held one
+/// reconcile for minutes without the object ever saying it was throttled.
 pub async fn load_sdk_config(region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
-        .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(4))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
         .load()
         .await
 }

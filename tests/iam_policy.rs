@@ -209,7 +209,9 @@ fn sdk_operations() -> BTreeSet<String> {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&path).unwrap();
+        let whole = std::fs::read_to_string(&path).unwrap();
+        // unit tests at the end of a file (e.g. the fence's, with a real client) are not berth's calls
+        let text = whole.split("\n#[cfg(test)]").next().unwrap_or_default();
         sends += text.matches(".send()").count();
         if !call.is_match(&text) {
             continue; // no SDK call (error.rs names operations in its unit tests only)

@@ -213,14 +213,14 @@ fn sdk_operations() -> BTreeSet<String> {
         // unit tests at the end of a file (e.g. the fence's, with a real client) are not berth's calls
         let text = whole.split("\n#[cfg(test)]").next().unwrap_or_default();
         sends += text.matches(".send()").count();
-        if !call.is_match(&text) {
+        if !call.is_match(text) {
             continue; // no SDK call (error.rs names operations in its unit tests only)
         }
-        for found in call.captures_iter(&text) {
+        for found in call.captures_iter(text) {
             calls += 1;
             operations.insert(format!("{}:{}", service_of(&file), pascal_case(&found[1])).to_ascii_lowercase());
         }
-        for found in error_name.captures_iter(&text) {
+        for found in error_name.captures_iter(text) {
             error_names.insert(format!("{}:{}", service_of(&file), &found[1]));
         }
     }

@@ -180,19 +180,10 @@ fn is_ready<K: serde::Serialize>(object: &K) -> bool {
         .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
-/// Operations that change something in AWS.
-fn is_write(operation: &str) -> bool {
-    [
-        "Create", "Put", "Set", "Tag", "Untag", "Delete", "Update", "Attach", "Detach",
-    ]
-    .iter()
-    .any(|prefix| operation.starts_with(prefix))
-}
-
 fn total(counts: &BTreeMap<String, u64>, writes: bool) -> u64 {
     counts
         .iter()
-        .filter(|(operation, _)| is_write(operation) == writes)
+        .filter(|(operation, _)| proxy::is_write(operation) == writes)
         .map(|(_, n)| n)
         .sum()
 }

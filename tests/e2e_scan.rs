@@ -10,8 +10,8 @@ use aws_sdk_ecr::types::{
     RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter, ScanningRepositoryFilterType,
 };
 use berth::api::ScanPolicy;
-use common::{Operator, TIMEOUT, setup, wait_for, wait_reason};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use common::{Operator, TIMEOUT, registry_scanning, setup, wait_for, wait_reason};
+use kube::api::{Api, DeleteParams, PostParams};
 
 const REGION: &str = "ap-southeast-2";
 
@@ -23,51 +23,13 @@ fn scan_policy(name: &str, spec: serde_json::Value) -> ScanPolicy {
     .expect("a ScanPolicy")
 }
 
-/// (scan type, [(frequency, filters)]) of the region's registry scanning configuration.
-async fn registry_scanning(ecr: &aws_sdk_ecr::Client) -> (String, Vec<(String, Vec<String>)>) {
-    let output = ecr
-        .get_registry_scanning_configuration()
-        .send()
-        .await
-        .expect("GetRegistryScanningConfiguration");
-    let configuration = output.scanning_configuration().expect("a configuration");
-    let mut rules: Vec<(String, Vec<String>)> = configuration
-        .rules()
-        .iter()
-        .map(|rule| {
-            let mut filters: Vec<String> = rule
-                .repository_filters()
-                .iter()
-                .map(|f| f.filter().to_owned())
-                .collect();
-            filters.sort();
-            (rule.scan_frequency().as_str().to_owned(), filters)
-        })
-        .collect();
-    rules.sort();
-    let scan_type = configuration
-        .scan_type()
-        .map(|t| t.as_str().to_owned())
-        .unwrap_or_default();
-    (scan_type, rules)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_conflict_findings_thresholds_and_restore() {
     let Some(s) = setup("e2e-scan").await else { return };
     let ecr = common::ecr_client(&s.testbed, REGION).await;
     // this region belongs to this test: policies an earlier, interrupted run left go first
+    common::remove_scan_policies_in(&s.client, REGION).await;
     let policies: Api<ScanPolicy> = Api::all(s.client.clone());
-    for left in policies.list(&Default::default()).await.expect("list ScanPolicies") {
-        if left.spec.region.as_deref() == Some(REGION) {
-            let release = serde_json::json!({"metadata": {"finalizers": null}});
-            let name = left.metadata.name.unwrap();
-            let _ = policies
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
-                .await;
-            let _ = policies.delete(&name, &DeleteParams::default()).await;
-        }
-    }
     let suffix = common::unique_suffix();
 
     // what the registry had before berth: basic scan-on-push for legacy-*

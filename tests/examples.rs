@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use berth::api::{EcrRepository, LifecyclePolicy, ScanPolicy, SelectionState};
-use common::{Operator, ReadyStatus, TIMEOUT, wait_for, wait_reason};
+use common::{Operator, ReadyStatus, TIMEOUT, registry_scanning, wait_for, wait_reason};
 use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
@@ -163,34 +163,6 @@ async fn repository_exists(ecr: &aws_sdk_ecr::Client, repository: &str) -> bool 
         .send()
         .await
         .is_ok()
-}
-
-/// (scan type, rules as (frequency, filters)) of the registry scanning configuration.
-async fn registry_scanning(ecr: &aws_sdk_ecr::Client) -> (String, Vec<(String, Vec<String>)>) {
-    let output = ecr
-        .get_registry_scanning_configuration()
-        .send()
-        .await
-        .expect("GetRegistryScanningConfiguration");
-    let configuration = output.scanning_configuration();
-    let scan_type = configuration
-        .and_then(|c| c.scan_type())
-        .map(|t| t.as_str().to_owned())
-        .unwrap_or_default();
-    let rules = configuration
-        .map(|c| c.rules())
-        .unwrap_or_default()
-        .iter()
-        .map(|rule| {
-            let filters = rule
-                .repository_filters()
-                .iter()
-                .map(|f| f.filter().to_owned())
-                .collect();
-            (rule.scan_frequency().as_str().to_owned(), filters)
-        })
-        .collect();
-    (scan_type, rules)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

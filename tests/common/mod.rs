@@ -4,6 +4,9 @@
 
 pub mod counting;
 pub mod proxy;
+
+#[allow(unused_imports)] // not every test binary uses it
+pub use proxy::is_write;
 pub mod relay;
 
 use berth::api::EcrRepository;
@@ -752,19 +755,40 @@ pub async fn lease_holder(leases: &Api<k8s_openapi::api::coordination::v1::Lease
         .filter(|h| !h.is_empty())
 }
 
-/// Operations that change something in AWS.
-pub fn is_write(operation: &str) -> bool {
-    [
-        "Create", "Put", "Set", "Tag", "Untag", "Delete", "Update", "Attach", "Detach", "Batch",
-    ]
-    .iter()
-    .any(|prefix| operation.starts_with(prefix))
-        && !["BatchGetImage", "BatchCheckLayerAvailability"].contains(&operation)
-}
-
 /// Deletes the ScanPolicies of `region` that an earlier, interrupted run left (their finalizers
 /// released first): ScanPolicy is cluster-scoped and the oldest policy of a region wins, so a
 /// test that owns a region starts from none.
+/// (scan type, [(frequency, sorted filters)], sorted) of the region's registry scanning
+/// configuration: sets, as ECR treats them. No configuration reads as ("", []).
+pub async fn registry_scanning(ecr: &aws_sdk_ecr::Client) -> (String, Vec<(String, Vec<String>)>) {
+    let output = ecr
+        .get_registry_scanning_configuration()
+        .send()
+        .await
+        .expect("GetRegistryScanningConfiguration");
+    let configuration = output.scanning_configuration();
+    let mut rules: Vec<(String, Vec<String>)> = configuration
+        .map(|c| c.rules())
+        .unwrap_or_default()
+        .iter()
+        .map(|rule| {
+            let mut filters: Vec<String> = rule
+                .repository_filters()
+                .iter()
+                .map(|f| f.filter().to_owned())
+                .collect();
+            filters.sort();
+            (rule.scan_frequency().as_str().to_owned(), filters)
+        })
+        .collect();
+    rules.sort();
+    let scan_type = configuration
+        .and_then(|c| c.scan_type())
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    (scan_type, rules)
+}
+
 pub async fn remove_scan_policies_in(client: &Client, region: &str) {
     use kube::api::{DeleteParams, Patch, PatchParams};
     let policies: Api<berth::api::ScanPolicy> = Api::all(client.clone());

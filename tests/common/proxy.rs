@@ -343,3 +343,14 @@ impl AwsProxy {
         self.shared.calls.lock().unwrap().clear();
     }
 }
+
+/// Operations that change something in AWS (`BatchGet*` / `BatchCheck*` only read).
+pub fn is_write(operation: &str) -> bool {
+    let batch_read = operation.starts_with("BatchGet") || operation.starts_with("BatchCheck");
+    [
+        "Create", "Put", "Set", "Tag", "Untag", "Delete", "Update", "Attach", "Detach", "Batch",
+    ]
+    .iter()
+    .any(|prefix| operation.starts_with(prefix))
+        && !batch_read
+}

@@ -19,6 +19,11 @@ pub struct RunArgs {
     #[arg(long, env = "BERTH_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
 
+    /// How many objects of each kind are reconciled at the same time; the rest wait in the
+    /// queue. Bounds the AWS and apiserver requests in flight (and the memory they hold).
+    #[arg(long, env = "BERTH_MAX_CONCURRENT_RECONCILES", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
+
     /// Watch only these namespaces (repeatable); default: all.
     #[arg(long = "watch-namespace", env = "BERTH_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,

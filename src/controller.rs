@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
@@ -163,7 +164,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             runtime: runtime.clone(),
         }),
         scans: Arc::new(Kind {
-            reconciler: Scans::new(region.clone(), args.min_findings_refresh, args.watch_namespaces.clone()),
+            reconciler: Scans::new(region.clone(), args.min_findings_refresh),
             runtime: runtime.clone(),
         }),
         runtime,
@@ -232,8 +233,8 @@ async fn lead_until_shutdown(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown)
 
 async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
     let runtime = &kinds.runtime;
-    // Each tick starts a new resync epoch (the next lookup per region describes it afresh) and
-    // then enqueues every object of every kind.
+    // Each tick starts a new resync epoch (the next lookup per region describes it afresh);
+    // every kind then reconciles each of its objects once, spread over the interval.
     let (tick, _) = tokio::sync::broadcast::channel::<()>(4);
     let ticker = async {
         let interval = args.resync_interval;
@@ -245,16 +246,21 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
         }
     };
     let client = &runtime.client;
-    let repositories = watched_apis::<EcrRepository>(client, args)
+    let config = controller::Config::default().concurrency(args.max_concurrent_reconciles);
+    let mut repositories = Vec::new();
+    let mut lifecycles = Vec::new();
+    for ((repository_api, policy_api), scope) in watched_apis::<EcrRepository>(client, args)
         .into_iter()
-        .map(controller_for)
-        .collect();
-    let lifecycles = watched_apis::<LifecyclePolicy>(client, args)
-        .into_iter()
-        .zip(watched_apis::<EcrRepository>(client, args))
+        .zip(watched_apis::<LifecyclePolicy>(client, args))
         .zip(watched_scopes(args))
-        .map(|((policies, repositories), scope)| lifecycle_controller(kinds, policies, repositories, scope))
-        .collect();
+    {
+        let (lifecycle, on_repository) = lifecycle_controller(kinds, policy_api, scope, &config);
+        repositories.push(controller_for(repository_api, config.clone(), on_repository));
+        lifecycles.push(lifecycle);
+    }
+    runtime
+        .repositories
+        .replace(repositories.iter().map(Controller::store).collect());
     let refresher = images::stats::refresh_loop(
         &runtime.images,
         &runtime.stats,
@@ -267,7 +273,7 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
             return std::future::pending().await;
         }
         tokio::select! {
-            _ = run_kind(&kinds.scans, vec![scan_controller(kinds)], &tick, shutdown) => {}
+            _ = run_kind(&kinds.scans, vec![scan_controller(kinds, &config)], &tick, shutdown) => {}
             _ = crate::reconcile::scan::findings::refresh_loop(&kinds.scans.reconciler, runtime) => {}
         }
     };
@@ -281,26 +287,48 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
     }
 }
 
+/// What berth never reads of the objects it watches, dropped before they enter a store: the
+/// managed fields and kubectl's (or Argo CD's) last-applied copy of the spec are most of an
+/// object's size.
+fn strip<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// A Controller over `api` whose own watch triggers a reconcile only when something berth acts on
 /// changed: the spec (generation), deletion, or the finalizers. Status changes, berth's own writes
 /// included, do not: a failure status would otherwise re-trigger the reconcile at once and defeat
-/// the backoff. The store still sees every change; resyncs and `reconcile_on` streams still
-/// trigger.
-fn controller_for<K>(api: Api<K>) -> Controller<K>
+/// the backoff. The store still sees every change (stripped, see `strip`), and so does
+/// `on_event`, which lets another kind react to this one without a watch of its own.
+fn controller_for<K>(
+    api: Api<K>,
+    config: controller::Config,
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) -> Controller<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let writer = reflector::store::Writer::default();
     let store = writer.as_reader();
-    let changes = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    let events = watcher(api, watcher::Config::default()).modify(strip::<K>);
+    let changes = reflector::reflector(writer, events)
+        .inspect_ok(move |event| on_event(event))
         .applied_objects()
         .predicate_filter(reconcile_trigger::<K>, PredicateConfig::default());
-    Controller::for_stream(changes, store)
+    Controller::for_stream(changes, store).with_config(config)
 }
 
 /// What of an object asks for a reconcile; an update that leaves this unchanged does not.
 /// berth reads no annotation and no label of the object it reconciles (EcrRepository labels
-/// trigger LifecyclePolicies through their own watch).
+/// trigger LifecyclePolicies through `lifecycle_controller`).
 fn reconcile_trigger<K: Resource>(object: &K) -> Option<u64> {
     let meta = object.meta();
     Some(crate::naming::fnv1a(
@@ -321,34 +349,48 @@ fn watched_scopes(args: &RunArgs) -> Vec<Option<String>> {
     }
 }
 
-/// The LifecyclePolicy Controller of one scope. Besides its own kind it is triggered by
-/// EcrRepository changes that selection reads (labels, the recorded policy, the ARN; not every
-/// status write) and by the image inventory re-reading a repository a policy previews.
+/// The LifecyclePolicy Controller of one scope, and the hook its scope's EcrRepository watch
+/// calls on every event. Besides its own kind it is triggered by EcrRepository changes that
+/// selection reads (labels, the recorded policy, the ARN; not every status write), by an
+/// EcrRepository leaving, and by the image inventory re-reading a repository a policy previews.
 fn lifecycle_controller(
     kinds: &Kinds,
     policies: Api<LifecyclePolicy>,
-    repositories: Api<EcrRepository>,
     scope: Option<String>,
-) -> Controller<LifecyclePolicy> {
-    let config = controller::Config::default().debounce(Duration::from_secs(1));
-    let controller = controller_for(policies).with_config(config);
+    config: &controller::Config,
+) -> (
+    Controller<LifecyclePolicy>,
+    impl FnMut(&watcher::Event<EcrRepository>) + Send + 'static,
+) {
+    let config = config.clone().debounce(Duration::from_secs(1));
+    let controller = controller_for(policies, config, |_| {});
     let store = controller.store();
-    let seen = std::sync::Mutex::new(std::collections::HashMap::<ObjectKey, u64>::new());
-    let on_repository = move |repository: EcrRepository| {
+    let mut seen = std::collections::HashMap::<ObjectKey, u64>::new();
+    let (affected, affected_policies) = futures::channel::mpsc::unbounded();
+    let on_repository = move |event: &watcher::Event<EcrRepository>| {
+        let (repository, present) = match event {
+            watcher::Event::Apply(repository) | watcher::Event::InitApply(repository) => (repository, true),
+            watcher::Event::Delete(repository) => (repository, false),
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
         let namespace = repository.namespace().unwrap_or_default();
-        let view = RepositoryView::of(&repository);
-        let fingerprint =
-            crate::naming::fnv1a(format!("{:?}{:?}{:?}", view.labels, view.governed_by, view.target).as_bytes());
-        let key = (namespace.clone(), view.name);
-        if seen.lock().expect("fingerprint lock").insert(key, fingerprint) == Some(fingerprint) {
-            return Vec::new();
+        let view = RepositoryView::of(repository);
+        let key = (namespace.clone(), view.name.clone());
+        let changed = if present {
+            let fingerprint =
+                crate::naming::fnv1a(format!("{:?}{:?}{:?}", view.labels, view.governed_by, view.target).as_bytes());
+            seen.insert(key, fingerprint) != Some(fingerprint)
+        } else {
+            seen.remove(&key).is_some()
+        };
+        if !changed {
+            return;
         }
-        store
-            .state()
-            .iter()
-            .filter(|policy| policy.namespace().as_deref() == Some(namespace.as_str()))
-            .map(|policy| ObjectRef::from_obj(policy.as_ref()))
-            .collect()
+        for policy in store.state() {
+            if policy.namespace().as_deref() == Some(namespace.as_str()) {
+                let _ = affected.unbounded_send(ObjectRef::from_obj(policy.as_ref()));
+            }
+        }
     };
     let lifecycles = kinds.lifecycles.clone();
     let refreshed = BroadcastStream::new(kinds.runtime.images.subscribe()).flat_map(move |repository| {
@@ -364,16 +406,15 @@ fn lifecycle_controller(
             .collect();
         futures::stream::iter(refs)
     });
-    controller
-        .watches(repositories, watcher::Config::default(), on_repository)
-        .reconcile_on(refreshed)
+    let controller = controller.reconcile_on(affected_policies).reconcile_on(refreshed);
+    (controller, on_repository)
 }
 
 /// The ScanPolicy Controller (cluster-scoped: one for all). Besides its own kind it is triggered
 /// when a policy's findings changed (its summary) or a region's winner left (all policies).
-fn scan_controller(kinds: &Kinds) -> Controller<ScanPolicy> {
-    let controller = controller_for(Api::<ScanPolicy>::all(kinds.runtime.client.clone()))
-        .with_config(controller::Config::default().debounce(Duration::from_secs(1)));
+fn scan_controller(kinds: &Kinds, config: &controller::Config) -> Controller<ScanPolicy> {
+    let config = config.clone().debounce(Duration::from_secs(1));
+    let controller = controller_for(Api::<ScanPolicy>::all(kinds.runtime.client.clone()), config, |_| {});
     let store = controller.store();
     let recompute = BroadcastStream::new(kinds.scans.reconciler.recompute.subscribe()).flat_map(move |policy| {
         let refs: Vec<ObjectRef<ScanPolicy>> = match policy {
@@ -386,8 +427,8 @@ fn scan_controller(kinds: &Kinds) -> Controller<ScanPolicy> {
     controller.reconcile_on(recompute)
 }
 
-/// Runs one kind's Controllers (one per watched scope) with the shared harness, enqueues every
-/// object at each resync tick, and forgets objects that left the cluster.
+/// Runs one kind's Controllers (one per watched scope) with the shared harness, reconciles every
+/// object once per resync (spread over the interval), and forgets objects that left the cluster.
 async fn run_kind<R: Reconciler>(
     kind: &Arc<Kind<R>>,
     controllers: Vec<Controller<R::Object>>,
@@ -412,9 +453,9 @@ async fn run_kind<R: Reconciler>(
         }
     };
     let runs = controllers.into_iter().map(|controller| {
-        let resync = BroadcastStream::new(tick.subscribe()).filter_map(|t| async move { t.ok() });
+        let resync = spread_resync(controller.store(), tick, kind.runtime.resync_interval);
         controller
-            .reconcile_all_on(resync)
+            .reconcile_on(resync)
             .graceful_shutdown_on(shutdown.requested_owned())
             .run(harness::reconcile::<R>, harness::error_policy::<R>, kind.clone())
             .for_each(|result| async move {
@@ -444,6 +485,44 @@ async fn run_kind<R: Reconciler>(
         _ = futures::future::join_all(runs) => {}
         _ = prune => {}
     }
+}
+
+/// At each tick, every object of `store` once, each at its own moment within `interval` (a
+/// stable hash of its name, so each object is looked at once per interval, evenly spread):
+/// enqueuing 10,000 objects at the tick would start a burst of AWS and apiserver calls at once.
+fn spread_resync<K>(
+    store: Store<K>,
+    tick: &tokio::sync::broadcast::Sender<()>,
+    interval: Duration,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    BroadcastStream::new(tick.subscribe())
+        .filter_map(|tick| async move { tick.ok() })
+        .flat_map(move |()| {
+            let start = tokio::time::Instant::now();
+            let mut schedule: Vec<(Duration, ObjectRef<K>)> = store
+                .state()
+                .iter()
+                .map(|object| {
+                    let object = ObjectRef::from_obj(object.as_ref());
+                    (resync_offset(&object, interval), object)
+                })
+                .collect();
+            schedule.sort_by_key(|(offset, _)| *offset);
+            futures::stream::iter(schedule).then(move |(offset, object)| async move {
+                tokio::time::sleep_until(start + offset).await;
+                object
+            })
+        })
+}
+
+/// An object's moment within each resync interval.
+fn resync_offset<K: Resource>(object: &ObjectRef<K>, interval: Duration) -> Duration {
+    let slots = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    let key = format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name);
+    Duration::from_millis(crate::naming::fnv1a(key.as_bytes()) % slots)
 }
 
 /// Events name berth and, in a Pod, the replica that wrote them.
@@ -491,5 +570,69 @@ mod tests {
         for changed in [spec, deleted, finalized] {
             assert_ne!(reconcile_trigger(&changed), trigger, "{:?}", changed.metadata);
         }
+    }
+
+    fn named(name: &str) -> EcrRepository {
+        let mut repository = repository();
+        repository.metadata.name = Some(name.into());
+        repository
+    }
+
+    #[test]
+    fn stores_keep_neither_managed_fields_nor_the_last_applied_copy() {
+        let mut object = repository();
+        object.metadata.managed_fields = Some(vec![Default::default()]);
+        object.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_owned(), "{\"spec\":{}}".to_owned()),
+                ("team".to_owned(), "payments".to_owned()),
+            ]
+            .into(),
+        );
+        strip(&mut object);
+        assert_eq!(object.metadata.managed_fields, None);
+        assert_eq!(
+            object.metadata.annotations,
+            Some([("team".to_owned(), "payments".to_owned())].into())
+        );
+        let mut only_last_applied = repository();
+        only_last_applied.metadata.annotations = Some([(LAST_APPLIED.to_owned(), "{}".to_owned())].into());
+        strip(&mut only_last_applied);
+        assert_eq!(only_last_applied.metadata.annotations, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resync_reconciles_every_object_once_spread_over_the_interval() {
+        let interval = Duration::from_secs(600);
+        let mut writer = reflector::store::Writer::<EcrRepository>::default();
+        let count = 1000;
+        for i in 0..count {
+            writer.apply_watcher_event(&watcher::Event::Apply(named(&format!("repo-{i}"))));
+        }
+        let (tick, _) = tokio::sync::broadcast::channel::<()>(4);
+        let mut resync = Box::pin(spread_resync(writer.as_reader(), &tick, interval));
+        let start = tokio::time::Instant::now();
+        tick.send(()).unwrap();
+        let mut arrivals = Vec::new();
+        for _ in 0..count {
+            let object = resync.next().await.unwrap();
+            arrivals.push((start.elapsed(), object.name));
+        }
+        let names: HashSet<&String> = arrivals.iter().map(|(_, name)| name).collect();
+        assert_eq!(names.len(), count, "every object exactly once");
+        // ten slices of the interval each get about a tenth of the objects
+        let mut slices = [0usize; 10];
+        for (at, _) in &arrivals {
+            assert!(*at < interval, "{at:?}");
+            slices[(at.as_secs() / 60) as usize] += 1;
+        }
+        assert!(slices.iter().all(|&n| (50..=150).contains(&n)), "{slices:?}");
+        // and the next tick's pass puts each object at the same moment again
+        let first = arrivals[0].clone();
+        tokio::time::sleep_until(start + interval).await;
+        let second_start = tokio::time::Instant::now();
+        tick.send(()).unwrap();
+        let again = resync.next().await.unwrap();
+        assert_eq!((second_start.elapsed(), again.name), first);
     }
 }

@@ -11,10 +11,12 @@ use std::fmt::Debug;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{EventType, Reporter};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::events::Recorder;
+use crate::api::EcrRepository;
 use crate::aws::{Iam, Registry, RepositoryObserver};
 use crate::error::Error;
 use crate::images::ImageInventory;
@@ -41,6 +43,57 @@ impl ObjectId {
     }
 }
 
+/// The reflector stores of the EcrRepository Controllers of the current leader term (one per
+/// watched scope). Reading them costs no apiserver request; at 10,000 repositories a list per
+/// reconcile would cost one full decode of every object each time.
+/// The reflector stores of the EcrRepository Controllers of the current leader term (one per
+/// watched scope). Reading them costs no apiserver request; at 10,000 repositories a list per
+/// reconcile would decode every object each time.
+pub struct RepositoryStores {
+    stores: tokio::sync::watch::Sender<Vec<Store<EcrRepository>>>,
+}
+
+impl Default for RepositoryStores {
+    fn default() -> Self {
+        Self {
+            stores: tokio::sync::watch::Sender::new(Vec::new()),
+        }
+    }
+}
+
+impl RepositoryStores {
+    /// The stores of a new term (the previous term's are dropped with its Controllers).
+    pub fn replace(&self, stores: Vec<Store<EcrRepository>>) {
+        self.stores.send_replace(stores);
+    }
+
+    /// Every EcrRepository in `namespace` (None: in every watched scope), not being deleted,
+    /// once every store has been filled by its first list. Never an empty answer for a store
+    /// that is not filled yet: a policy would release every repository it governs.
+    pub async fn live(&self, namespace: Option<&str>) -> Vec<Arc<EcrRepository>> {
+        let mut receiver = self.stores.subscribe();
+        let waited = receiver
+            .wait_for(|stores| !stores.is_empty())
+            .await
+            .map(|stores| stores.clone());
+        let Ok(stores) = waited else {
+            return std::future::pending().await;
+        };
+        let mut repositories = Vec::new();
+        for store in stores {
+            if store.wait_until_ready().await.is_err() {
+                // the term's reflector is gone, and the reconcile asking is being dropped with it
+                std::future::pending::<()>().await;
+            }
+            repositories.extend(store.state().into_iter().filter(|repository| {
+                repository.metadata.deletion_timestamp.is_none()
+                    && namespace.is_none_or(|namespace| repository.metadata.namespace.as_deref() == Some(namespace))
+            }));
+        }
+        repositories
+    }
+}
+
 /// What one reconcile of any kind may use.
 pub struct Runtime {
     pub client: Client,
@@ -55,6 +108,9 @@ pub struct Runtime {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub resync_interval: Duration,
+    /// The EcrRepositories of every watched scope, as the repository Controllers' reflectors
+    /// see them: other kinds read them here instead of listing them from the apiserver.
+    pub repositories: RepositoryStores,
     /// Consecutive transient failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectId, u32>>,
     /// (generation, resync epoch) of the last reconcile that found the object in sync.
@@ -80,6 +136,7 @@ impl Runtime {
             observer: RepositoryObserver::new(registry.clone()),
             registry,
             resync_interval,
+            repositories: RepositoryStores::default(),
             failures: Mutex::default(),
             synced: Mutex::default(),
         }
@@ -150,9 +207,15 @@ impl Runtime {
         let patch = serde_json::json!({
             "metadata": {"resourceVersion": object.resource_version(), "finalizers": finalizers}
         });
-        api.patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        Ok(())
+        match api
+            .patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // released already: a reconcile from a store that had not yet seen the object go
+            Err(kube::Error::Api(status)) if status.code == 404 && !wanted => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Server-side applies `status` as the whole of what `manager` owns in `object`'s status:

@@ -42,18 +42,11 @@ fn desired_text(policy: &LifecyclePolicy) -> Result<(Vec<lifecycle::Rule>, Strin
 /// The namespace's EcrRepositories and its valid LifecyclePolicies (an invalid policy governs
 /// nothing, so it cannot win a repository it would not manage).
 async fn read_namespace(runtime: &Runtime, namespace: &str) -> Result<(Vec<RepositoryView>, Vec<PolicyView>)> {
-    let repositories = Api::<EcrRepository>::namespaced(runtime.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await?;
+    let repositories = runtime.repositories.live(Some(namespace)).await;
     let policies = Api::<LifecyclePolicy>::namespaced(runtime.client.clone(), namespace)
         .list(&ListParams::default())
         .await?;
-    let repositories = repositories
-        .items
-        .iter()
-        .filter(|r| r.metadata.deletion_timestamp.is_none())
-        .map(RepositoryView::of)
-        .collect();
+    let repositories = repositories.iter().map(|r| RepositoryView::of(r)).collect();
     let policies = policies
         .items
         .iter()

@@ -11,9 +11,7 @@ use kube::{Resource, ResourceExt};
 use super::context::{IMAGES_CONSUMER, RegionRules, ScanRecord, ScanTarget, Scans};
 use super::findings;
 use super::mapping::{config_of, frequency_name, recorded, registry_scanning, restored};
-use crate::api::{
-    EcrRepository, Progress, RecordedScanning, ScanPolicy, ScanPolicyStatus, ScanningStatus, progress_conditions,
-};
+use crate::api::{Progress, RecordedScanning, ScanPolicy, ScanPolicyStatus, ScanningStatus, progress_conditions};
 use crate::aws::RegistryScanFrequency;
 use crate::error::{Error, Result};
 use crate::images::RepositoryRef;
@@ -257,7 +255,7 @@ async fn read_repository_scanning(
     runtime: &Runtime,
     desired: &DesiredScanning,
 ) -> Result<Vec<(ObjectKey, String)>> {
-    let repositories = managed_repositories(scans, runtime, &desired.region).await?;
+    let repositories = managed_repositories(runtime, &desired.region).await?;
     let names_and_keys: Vec<(&ObjectKey, &String)> = repositories.iter().map(|(k, n, _)| (k, n)).collect();
     let fingerprint = crate::naming::fnv1a(format!("{names_and_keys:?}").as_bytes());
     let marker = (runtime.epoch(), policy.metadata.generation, fingerprint);
@@ -295,35 +293,20 @@ async fn read_repository_scanning(
 }
 
 /// Every EcrRepository berth manages in `region`: (object, ECR name, what its status holds).
-async fn managed_repositories(
-    scans: &Scans,
-    runtime: &Runtime,
-    region: &str,
-) -> Result<Vec<(ObjectKey, String, ScanRecord)>> {
-    let apis: Vec<Api<EcrRepository>> = if scans.namespaces.is_empty() {
-        vec![Api::all(runtime.client.clone())]
-    } else {
-        scans
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(runtime.client.clone(), ns))
-            .collect()
-    };
+async fn managed_repositories(runtime: &Runtime, region: &str) -> Result<Vec<(ObjectKey, String, ScanRecord)>> {
     let mut managed = Vec::new();
-    for api in apis {
-        for repository in api.list(&ListParams::default()).await?.items {
-            let Some((repository_region, name)) = repository
-                .status
-                .as_ref()
-                .and_then(|s| s.repository_arn.as_deref())
-                .and_then(crate::naming::repository_arn_parts)
-            else {
-                continue;
-            };
-            if repository_region == region && repository.metadata.deletion_timestamp.is_none() {
-                let key = (repository.namespace().unwrap_or_default(), repository.name_any());
-                managed.push((key, name.to_owned(), ScanRecord::from_status(&repository)));
-            }
+    for repository in runtime.repositories.live(None).await {
+        let Some((repository_region, name)) = repository
+            .status
+            .as_ref()
+            .and_then(|s| s.repository_arn.as_deref())
+            .and_then(crate::naming::repository_arn_parts)
+        else {
+            continue;
+        };
+        if repository_region == region {
+            let key = (repository.namespace().unwrap_or_default(), repository.name_any());
+            managed.push((key, name.to_owned(), ScanRecord::from_status(&repository)));
         }
     }
     managed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -387,7 +370,7 @@ pub async fn cleanup(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> R
         }
     }
     // every repository of the region this policy wrote on
-    let keys: Vec<ObjectKey> = managed_repositories(scans, runtime, &region)
+    let keys: Vec<ObjectKey> = managed_repositories(runtime, &region)
         .await?
         .into_iter()
         .map(|(key, _, _)| key)

@@ -84,8 +84,6 @@ pub struct Scans {
     pub default_region: String,
     /// The shortest `findings.refreshInterval` a policy may ask for (`--min-findings-refresh`).
     pub min_refresh: Duration,
-    /// Namespaces whose EcrRepositories berth manages (empty: all).
-    pub namespaces: Vec<String>,
     /// The repositories whose findings are read, in rotation.
     pub targets: Rotation<ScanTarget>,
     /// Per region, the governing policy's findings rules.
@@ -100,11 +98,10 @@ pub struct Scans {
 }
 
 impl Scans {
-    pub fn new(default_region: String, min_refresh: Duration, namespaces: Vec<String>) -> Self {
+    pub fn new(default_region: String, min_refresh: Duration) -> Self {
         Self {
             default_region,
             min_refresh,
-            namespaces,
             targets: Rotation::default(),
             rules: Mutex::default(),
             records: Mutex::default(),

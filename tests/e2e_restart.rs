@@ -21,8 +21,8 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
 const REPOSITORIES: usize = 200;
-/// How many objects may be Ready before the kill (it lands on the first poll past the first).
-const KILL_AFTER_READY: (usize, usize) = (30, 70);
+/// berth is killed at the first poll (every 200 ms) that finds at least this many objects Ready.
+const KILL_AFTER_READY: usize = 30;
 const CONVERGE: Duration = Duration::from_secs(150);
 
 /// Object `index`: every object deletes its repository with it; 30% grant pulls to an account
@@ -144,10 +144,10 @@ async fn a_berth_killed_while_converging_200_repositories_is_replaced_without_du
     // kill it in the middle of the work
     let ready_at_kill = wait_for(CONVERGE, || async {
         let ready = synced(&s).await.len();
-        (ready >= KILL_AFTER_READY.0).then_some(ready)
+        (ready >= KILL_AFTER_READY).then_some(ready)
     })
     .await
-    .unwrap_or_else(|| panic!("fewer than {} Ready\n{}", KILL_AFTER_READY.0, first.log_text()));
+    .unwrap_or_else(|| panic!("fewer than {} Ready\n{}", KILL_AFTER_READY, first.log_text()));
     let killed = first.signal_and_wait("KILL", Duration::from_secs(10));
     assert!(killed.is_some(), "berth survived SIGKILL");
     let first_calls = first_proxy.counts();

@@ -2,6 +2,7 @@
 //! with etcd, and moto. Under CI=true a missing test bed fails the test; elsewhere it skips.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod counting;
 pub mod proxy;
 
@@ -282,6 +283,11 @@ impl Operator {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The exit status if the process has ended (crashed or returned), None while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("query the operator process")
     }
 
     /// GET `path` on the operator's HTTP port: (status code, body), or None if it does not answer.

@@ -358,8 +358,8 @@ async fn invalid_rules_are_refused_naming_the_field_with_zero_aws_calls() {
 /// `kubectl delete -f` of everything at once: the EcrRepositories (deletionPolicy Retain) go
 /// together with the LifecyclePolicy, so cleanup cannot learn the governed repositories from
 /// their status. It works from the policy's own record, and leaves a lifecycle policy that
-/// someone else wrote in the meantime alone. An EcrRepository deleted on its own loses the
-/// rules while the policy stays.
+/// someone else wrote in the meantime alone. An EcrRepository deleted on its own, or relabelled
+/// out of the selection, loses the rules while the policy stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_everything_at_once_takes_the_rules_off_retained_repositories_but_not_foreign_ones() {
     let Some(s) = setup("e2e-lcall").await else { return };
@@ -408,6 +408,22 @@ async fn deleting_everything_at_once_takes_the_rules_off_retained_repositories_b
         "a retained repository kept the rules of a policy that no longer governs it\n{}",
         operator.log_text()
     );
+
+    // relabelled out of the selection: the rules come off as before, and leave the record
+    s.merge("web", serde_json::json!({"metadata": {"labels": {"tier": "none"}}}))
+        .await;
+    assert!(
+        wait_ecr_policy(&s, &format!("{ns}/web"), |text| text.is_none()).await,
+        "web kept the rules after leaving the selection\n{}",
+        operator.log_text()
+    );
+    let recorded = wait_for(TIMEOUT, || async {
+        let status = policies(&s).get("keep").await.ok()?.status?;
+        let names: Vec<String> = status.enforced.into_iter().flat_map(|g| g.names).collect();
+        (names == [format!("{ns}/api"), format!("{ns}/replaced")]).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "the record still names web or alone");
 
     // berth frozen, so that nothing sets the rules back: someone else replaces one repository's
     // lifecycle policy, then everything is deleted, the repositories first

@@ -127,9 +127,7 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
                 state: SelectionState::Error,
                 message: Some(full_message()),
             });
-            first_error.get_or_insert_with(|| {
-                Error::InvalidSpec(format!("spec: selects too many repositories ({})", full_message()))
-            });
+            first_error.get_or_insert_with(|| Error::InvalidSpec(full_message()));
             continue;
         }
         retained.insert(target.repository());
@@ -198,7 +196,7 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
     }
     // e.g. an EcrRepository deleted with deletionPolicy Retain: its ECR repository keeps
     // this policy's rules until they are taken off here
-    let rest = unhandled(record.clone().iter(), &handled, &me.name, &policies, &repositories);
+    let rest = unhandled(record.iter(), &handled, &me.name, &policies, &repositories);
     if let Some(error) = release_unhandled(policy, kind, runtime, &mut record, rest, Some(&text)).await {
         first_error.get_or_insert(error);
     }
@@ -468,7 +466,7 @@ pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runt
     }
     // an invalid spec renders nothing to compare with: its rules cannot be told from others'
     let text = desired_text(policy).ok().map(|(_, text)| text);
-    let rest = unhandled(record.clone().iter(), &handled, &me.name, &policies, &repositories);
+    let rest = unhandled(record.iter(), &handled, &me.name, &policies, &repositories);
     if let Some(error) = release_unhandled(policy, kind, runtime, &mut record, rest, text.as_deref()).await {
         first_error.get_or_insert(error);
     }

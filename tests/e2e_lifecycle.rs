@@ -354,3 +354,130 @@ async fn invalid_rules_are_refused_naming_the_field_with_zero_aws_calls() {
     let conditions = ready.status.unwrap().conditions;
     assert_eq!(conditions.len(), 1, "only Ready is left: {conditions:?}");
 }
+
+/// `kubectl delete -f` of everything at once: the EcrRepositories (deletionPolicy Retain) go
+/// together with the LifecyclePolicy, so cleanup cannot learn the governed repositories from
+/// their status. It works from the policy's own record, and leaves a lifecycle policy that
+/// someone else wrote in the meantime alone. An EcrRepository deleted on its own, or relabelled
+/// out of the selection, loses the rules while the policy stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_everything_at_once_takes_the_rules_off_retained_repositories_but_not_foreign_ones() {
+    let Some(s) = setup("e2e-lcall").await else { return };
+    let operator = Operator::start(&s.testbed, &s.namespace, &[]);
+    let ns = s.namespace.clone();
+    let names = ["api", "web", "replaced", "alone"];
+    for name in names {
+        let mut object = common::object(name, serde_json::json!({"repositoryName": format!("{ns}/{name}")}));
+        object.metadata.labels = Some([("tier".to_owned(), "prod".to_owned())].into());
+        s.repositories
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create");
+    }
+    for name in names {
+        wait_reason(&s.repositories, name, "Synced", &operator).await;
+    }
+    let spec = serde_json::json!({"repositorySelector": {"matchLabels": {"tier": "prod"}}, "rules": rules()});
+    policies(&s)
+        .create(&PostParams::default(), &lifecycle_policy("keep", spec))
+        .await
+        .expect("create LifecyclePolicy");
+    let applied = wait_reason(&policies(&s), "keep", "Applied", &operator).await;
+    // the record: every governed ECR repository by region and registry
+    let enforced = applied.status.unwrap().enforced;
+    assert_eq!(enforced.len(), 1, "{enforced:?}");
+    assert_eq!(
+        (enforced[0].region.as_str(), enforced[0].registry_id.as_str()),
+        (s.testbed.region.as_str(), "123456789012")
+    );
+    let mut expected: Vec<String> = names.iter().map(|n| format!("{ns}/{n}")).collect();
+    expected.sort();
+    assert_eq!(enforced[0].names, expected);
+    for name in names {
+        assert!(ecr_policy(&s, &format!("{ns}/{name}")).await.is_some(), "{name}");
+    }
+
+    // deleted on its own (Retain): the ECR repository stays and loses the rules
+    s.repositories
+        .delete("alone", &DeleteParams::default())
+        .await
+        .expect("delete alone");
+    assert!(s.wait_gone("alone").await);
+    assert!(
+        wait_ecr_policy(&s, &format!("{ns}/alone"), |text| text.is_none()).await,
+        "a retained repository kept the rules of a policy that no longer governs it\n{}",
+        operator.log_text()
+    );
+
+    // relabelled out of the selection: the rules come off as before, and leave the record
+    s.merge("web", serde_json::json!({"metadata": {"labels": {"tier": "none"}}}))
+        .await;
+    assert!(
+        wait_ecr_policy(&s, &format!("{ns}/web"), |text| text.is_none()).await,
+        "web kept the rules after leaving the selection\n{}",
+        operator.log_text()
+    );
+    let recorded = wait_for(TIMEOUT, || async {
+        let status = policies(&s).get("keep").await.ok()?.status?;
+        let names: Vec<String> = status.enforced.into_iter().flat_map(|g| g.names).collect();
+        (names == [format!("{ns}/api"), format!("{ns}/replaced")]).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "the record still names web or alone");
+
+    // berth frozen, so that nothing sets the rules back: someone else replaces one repository's
+    // lifecycle policy, then everything is deleted, the repositories first
+    operator.signal("STOP");
+    let foreign = rendered(
+        serde_json::json!([{"priority": 9, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 2}, "action": {"type": "Expire"}}]),
+    );
+    s.ecr
+        .put_lifecycle_policy()
+        .repository_name(format!("{ns}/replaced"))
+        .lifecycle_policy_text(&foreign)
+        .send()
+        .await
+        .expect("PutLifecyclePolicy");
+    for name in ["api", "web", "replaced"] {
+        s.repositories
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete EcrRepository");
+    }
+    policies(&s)
+        .delete("keep", &DeleteParams::default())
+        .await
+        .expect("delete LifecyclePolicy");
+    operator.signal("CONT");
+
+    assert!(
+        common::wait_deleted(&policies(&s), "keep").await,
+        "the LifecyclePolicy was not released\n{}",
+        operator.log_text()
+    );
+    for name in ["api", "web", "replaced"] {
+        assert!(s.wait_gone(name).await, "{name} was not released");
+    }
+    for name in ["api", "web"] {
+        assert_eq!(
+            ecr_policy(&s, &format!("{ns}/{name}")).await,
+            None,
+            "{name} kept the rules of the deleted policy\n{}",
+            operator.log_text()
+        );
+    }
+    assert_eq!(
+        ecr_policy(&s, &format!("{ns}/replaced")).await.as_deref(),
+        Some(foreign.as_str()),
+        "a lifecycle policy berth did not write was removed"
+    );
+    // Retain: the ECR repositories themselves stay
+    let left = s
+        .ecr
+        .describe_repositories()
+        .repository_names(format!("{ns}/api"))
+        .send()
+        .await
+        .expect("DescribeRepositories");
+    assert_eq!(left.repositories().len(), 1);
+}

@@ -47,6 +47,16 @@ pub const MAX_STATUS_MESSAGE_LENGTH: usize = 512;
 pub const MAX_PREVIEW_REPOSITORIES: usize = 100;
 pub const MAX_PREVIEW_EXAMPLES: usize = 5;
 pub const MAX_PREVIEW_EXAMPLE_LENGTH: usize = 256;
+/// ECR repositories `status.enforced` records: one policy's rules on 10,000 repositories are
+/// cleaned up after their EcrRepositories are gone.
+pub const MAX_ENFORCED_REPOSITORIES: usize = 10_000;
+/// The bytes of all names in `status.enforced` (10,000 names of about 50 characters). With the
+/// rest of the status at its bounds (about 0.6 MB) the object stays below etcd's 1.5 MiB.
+pub const MAX_ENFORCED_NAME_BYTES: usize = 512 * 1024;
+/// (region, registry) groups in `status.enforced`.
+pub const MAX_ENFORCED_GROUPS: usize = 100;
+/// ECR's longest repository name.
+pub const MAX_ECR_REPOSITORY_NAME_LENGTH: usize = 256;
 
 /// Lifecycle rules that expire or archive images of the selected EcrRepositories.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -344,6 +354,33 @@ pub struct LifecyclePolicyStatus {
     /// The preview summed over every selected repository, also those not listed in preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_totals: Option<PreviewTotals>,
+
+    /// The ECR repositories that hold (or may hold) these rules, per region and registry:
+    /// recorded before berth puts the rules, removed once berth took them off. Deletion cleans
+    /// up from this record, so it works when the EcrRepositories are gone too; a repository
+    /// whose lifecycle policy is no longer this policy's text keeps it. At most 10,000 names
+    /// (512 KiB of names); repositories beyond that are not enforced (state Error).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ENFORCED_GROUPS))]
+    pub enforced: Vec<EnforcedRepositories>,
+}
+
+/// ECR repositories of one region and registry that hold a LifecyclePolicy's rules.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnforcedRepositories {
+    /// The AWS region, e.g. eu-west-1.
+    #[schemars(length(max = 64))]
+    pub region: String,
+    /// The registry (AWS account) id.
+    #[schemars(length(max = 12))]
+    pub registry_id: String,
+    /// ECR repository names, sorted.
+    #[schemars(
+        length(max = MAX_ENFORCED_REPOSITORIES),
+        inner(length(min = 1, max = MAX_ECR_REPOSITORY_NAME_LENGTH))
+    )]
+    pub names: Vec<String>,
 }
 
 /// How the policy stands with one selected repository.

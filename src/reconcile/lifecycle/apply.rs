@@ -1,6 +1,7 @@
 //! The LifecyclePolicy pipeline around the pure steps: validate → read the namespace's
-//! repositories and policies → assign (`select`) → per governed repository observe, plan and
-//! execute → preview from the image inventory → status. And cleanup on deletion.
+//! repositories and policies → assign (`select`) → record the targets (`record`) → per governed
+//! repository observe, plan and execute → preview from the image inventory → status. And
+//! cleanup on deletion, from the record.
 
 use std::collections::BTreeSet;
 
@@ -13,13 +14,13 @@ use serde_json::json;
 
 use super::context::{IMAGES_CONSUMER, Lifecycles};
 use super::plan::{LifecycleChange, bounded_preview, has_errors, plan_policy, sorted_states};
-use super::select::{PolicyView, RepositoryView, assign};
+use super::record::{Record, Target, full_message};
+use super::select::{PolicyView, RepositoryView, assign, unhandled};
 use crate::api::{
     EcrRepository, LifecycleMode, LifecyclePolicy, LifecyclePolicyStatus, LifecyclePreview, Progress,
     SelectedRepository, SelectionState, progress_conditions,
 };
 use crate::error::{Error, Result};
-use crate::images::RepositoryRef;
 use crate::lifecycle;
 use crate::reconcile::harness::{self, Change};
 use crate::reconcile::runtime::{ObjectId, Runtime};
@@ -74,10 +75,36 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
             .await?;
     }
 
+    // Write-ahead: a repository is in the record before berth puts rules on it, so that a
+    // crash or a deletion between the two leaves nothing that cleanup does not know of.
+    let recorded = recorded(policy);
+    let mut record = recorded.clone();
+    let mut unrecorded = BTreeSet::new();
+    if enforce {
+        for repository in &assignment.governed {
+            match &repository.target {
+                Some(target) if record.has_room_for(target) => record.insert(target.clone()),
+                Some(_) => {
+                    unrecorded.insert(repository.name.as_str());
+                }
+                None => {}
+            }
+        }
+    }
+    let mut written = policy.status.clone();
+    if record != recorded {
+        let mut status = policy.status.clone().unwrap_or_default();
+        status.enforced = record.to_status();
+        write_status(policy, runtime, written.as_ref(), &status).await?;
+        written = Some(status);
+    }
+
     let mut states = Vec::new();
     let mut previews = Vec::new();
     let mut first_error: Option<Error> = None;
     let mut retained = BTreeSet::new();
+    // the recorded targets whose fate this pass decides; the rest are looked at below
+    let mut handled = BTreeSet::new();
     for repository in &assignment.governed {
         let Some(target) = &repository.target else {
             states.push(SelectedRepository {
@@ -87,14 +114,29 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
             });
             continue;
         };
-        retained.insert(target.clone());
+        if unrecorded.contains(repository.name.as_str()) {
+            states.push(SelectedRepository {
+                name: repository.name.clone(),
+                state: SelectionState::Error,
+                message: Some(full_message()),
+            });
+            first_error.get_or_insert_with(|| Error::InvalidSpec(full_message()));
+            continue;
+        }
+        retained.insert(target.repository());
         let governed_by_me = repository.governed_by.as_deref() == Some(me.name.as_str());
         let outcome = if enforce {
+            handled.insert(target.clone());
             let drift = governed_by_me && !spec_changed;
             enforce_on(policy, kind, runtime, repository, target, &text, drift, epoch).await
         } else if governed_by_me {
             // Preview means the rules are not in force: take back what Enforce put there.
-            remove_from(policy, kind, runtime, repository, target).await
+            handled.insert(target.clone());
+            let removed = remove_from(policy, kind, runtime, repository, target).await;
+            if removed.is_ok() {
+                record.remove(target);
+            }
+            removed
         } else {
             Ok(())
         };
@@ -129,15 +171,27 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
         });
     }
     for released in &assignment.released {
+        let Some(target) = &released.repository.target else {
+            continue;
+        };
+        handled.insert(target.clone());
         // another policy took it over and writes its own rules: nothing to remove
         if released.taken_over {
+            record.remove(target);
             continue;
         }
-        if let Some(target) = &released.repository.target
-            && let Err(error) = remove_from(policy, kind, runtime, released.repository, target).await
-        {
-            first_error.get_or_insert(error);
+        match remove_from(policy, kind, runtime, released.repository, target).await {
+            Ok(()) => record.remove(target),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
         }
+    }
+    // e.g. an EcrRepository deleted with deletionPolicy Retain: its ECR repository keeps
+    // this policy's rules until they are taken off here
+    let rest = unhandled(record.iter(), &handled, &me.name, &policies, &repositories);
+    if let Some(error) = release_unhandled(policy, kind, runtime, &mut record, rest, Some(&text)).await {
+        first_error.get_or_insert(error);
     }
     kind.retain(runtime, &id.key, retained);
 
@@ -177,14 +231,15 @@ pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtim
         repositories: states,
         preview,
         preview_totals: Some(totals),
+        enforced: record.to_status(),
     };
     runtime
         .metrics
         .set_ready(KIND, id.key.clone(), status == Progress::Ready);
-    write_status(policy, runtime, &new_status).await?;
+    write_status(policy, runtime, written.as_ref(), &new_status).await?;
     // the finalizer stays while the rules are (or were, until this pass) in force somewhere
     let in_force = enforce && !assignment.governed.is_empty();
-    if !in_force && !policy_governs_anything(&repositories, &me.name) {
+    if !in_force && !policy_governs_anything(&repositories, &me.name) && record.is_empty() {
         runtime
             .set_finalizer(&api(policy, runtime), policy, FINALIZER, false)
             .await?;
@@ -242,12 +297,13 @@ async fn enforce_on(
     kind: &Lifecycles,
     runtime: &Runtime,
     repository: &RepositoryView,
-    target: &RepositoryRef,
+    target: &Target,
     text: &str,
     drift: bool,
     epoch: u64,
 ) -> Result<()> {
     let name = policy.name_any();
+    let target = &target.repository();
     if !kind.is_confirmed(target, text, epoch) {
         let observed = runtime
             .registry
@@ -277,8 +333,9 @@ async fn remove_from(
     kind: &Lifecycles,
     runtime: &Runtime,
     repository: &RepositoryView,
-    target: &RepositoryRef,
+    target: &Target,
 ) -> Result<()> {
+    let target = &target.repository();
     let observed = runtime
         .registry
         .get_lifecycle_policy(&target.region, &target.name)
@@ -305,9 +362,10 @@ async fn preview_of(
     kind: &Lifecycles,
     rules: &[lifecycle::Rule],
     repository: &RepositoryView,
-    target: &RepositoryRef,
+    target: &Target,
     fresh: bool,
 ) -> Result<LifecyclePreview> {
+    let target = &target.repository();
     runtime.images.retain(IMAGES_CONSUMER, target);
     let images = if fresh {
         runtime.images.read(target).await?
@@ -368,7 +426,9 @@ async fn record_governor(
 }
 
 /// Deletion: remove the rules from every repository this policy governed (unless another
-/// policy takes it over), then release the object.
+/// policy takes it over): those whose EcrRepository still names it as before, then every other
+/// repository of the record where the rules in ECR are still this policy's. Then release the
+/// object.
 pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtime) -> Result<Action> {
     if !policy.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
@@ -377,12 +437,40 @@ pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runt
     let (repositories, policies) = read_namespace(runtime, &namespace).await?;
     let me = PolicyView::of(policy);
     let assignment = assign(&me, &policies, &repositories);
+    let recorded = recorded(policy);
+    let mut record = recorded.clone();
+    let mut handled = BTreeSet::new();
+    let mut first_error = None;
     for released in &assignment.released {
-        match (&released.repository.target, released.taken_over) {
-            (Some(target), false) => remove_from(policy, kind, runtime, released.repository, target).await?,
+        let outcome = match (&released.repository.target, released.taken_over) {
+            (Some(target), false) => remove_from(policy, kind, runtime, released.repository, target).await,
             // the next policy takes over: clearing the record is what tells it to
-            _ => record_governor(runtime, policy, &released.repository.name, None).await?,
+            _ => record_governor(runtime, policy, &released.repository.name, None).await,
+        };
+        if let Some(target) = &released.repository.target {
+            handled.insert(target.clone());
+            if outcome.is_ok() {
+                record.remove(target);
+            }
         }
+        if let Err(error) = outcome {
+            first_error.get_or_insert(error);
+        }
+    }
+    // an invalid spec renders nothing to compare with: its rules cannot be told from others'
+    let text = desired_text(policy).ok().map(|(_, text)| text);
+    let rest = unhandled(record.iter(), &handled, &me.name, &policies, &repositories);
+    if let Some(error) = release_unhandled(policy, kind, runtime, &mut record, rest, text.as_deref()).await {
+        first_error.get_or_insert(error);
+    }
+    if let Some(error) = first_error {
+        // keep what was done: the retry starts from the smaller record
+        if record != recorded {
+            let mut status = policy.status.clone().unwrap_or_default();
+            status.enforced = record.to_status();
+            write_status(policy, runtime, policy.status.as_ref(), &status).await?;
+        }
+        return Err(error);
     }
     runtime
         .set_finalizer(&api(policy, runtime), policy, FINALIZER, false)
@@ -390,12 +478,118 @@ pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runt
     Ok(Action::await_change())
 }
 
+/// The repositories the policy's status records.
+fn recorded(policy: &LifecyclePolicy) -> Record {
+    Record::from_status(
+        policy
+            .status
+            .as_ref()
+            .map(|s| s.enforced.as_slice())
+            .unwrap_or_default(),
+    )
+}
+
+/// Forgets the repositories another policy took over, and takes this policy's rules off the
+/// orphaned ones; each leaves the record once done. Returns the first failure.
+async fn release_unhandled(
+    policy: &LifecyclePolicy,
+    kind: &Lifecycles,
+    runtime: &Runtime,
+    record: &mut Record,
+    rest: super::select::Unhandled,
+    text: Option<&str>,
+) -> Option<Error> {
+    for target in &rest.taken_over {
+        record.remove(target);
+    }
+    let mut first_error = None;
+    for target in &rest.orphaned {
+        match remove_if_ours(policy, kind, runtime, target, text).await {
+            Ok(()) => record.remove(target),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    first_error
+}
+
+/// Deletes the lifecycle policy of a recorded repository only if it is still `text` (this
+/// policy's rendering) in the recorded registry: someone else's policy, or a repository that
+/// is gone, is left alone. Without a text nothing is deleted.
+async fn remove_if_ours(
+    policy: &LifecyclePolicy,
+    kind: &Lifecycles,
+    runtime: &Runtime,
+    target: &Target,
+    text: Option<&str>,
+) -> Result<()> {
+    let Some(text) = text else {
+        tracing::warn!(
+            repository = target.name,
+            region = target.region,
+            "the spec does not render: lifecycle policy left alone"
+        );
+        return Ok(());
+    };
+    let repository = target.repository();
+    kind.unconfirm(&repository);
+    match runtime.observer.observe(&target.region, &target.name).await? {
+        None => return Ok(()),
+        // berth's credentials reach another registry now: not the repository that was recorded
+        Some(observed) if !observed.registry_id.is_empty() && observed.registry_id != target.registry_id => {
+            tracing::info!(
+                repository = target.name,
+                registry = observed.registry_id,
+                recorded = target.registry_id,
+                "another registry: lifecycle policy left alone"
+            );
+            return Ok(());
+        }
+        Some(_) => {}
+    }
+    let observed = runtime
+        .registry
+        .get_lifecycle_policy(&target.region, &target.name)
+        .await?;
+    match observed {
+        Some(observed) if lifecycle::equivalent(text, &observed) => {
+            let change = LifecycleChange::Delete;
+            runtime
+                .registry
+                .delete_lifecycle_policy(&target.region, &target.name)
+                .await?;
+            let note = format!(
+                "lifecycle policy of {} ({}) removed: LifecyclePolicy {} no longer governs it",
+                target.name,
+                target.region,
+                policy.name_any()
+            );
+            harness::report(runtime, KIND, &policy.object_ref(&()), &change, false, &note).await;
+        }
+        Some(_) => {
+            tracing::info!(
+                repository = target.name,
+                "the lifecycle policy is not this policy's any longer: left alone"
+            );
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 fn api(policy: &LifecyclePolicy, runtime: &Runtime) -> Api<LifecyclePolicy> {
     Api::namespaced(runtime.client.clone(), &policy.namespace().unwrap_or_default())
 }
 
-async fn write_status(policy: &LifecyclePolicy, runtime: &Runtime, status: &LifecyclePolicyStatus) -> Result<()> {
-    if policy.status.as_ref() == Some(status) {
+/// Applies `status` unless `current` (what the object holds now) is the same.
+async fn write_status(
+    policy: &LifecyclePolicy,
+    runtime: &Runtime,
+    current: Option<&LifecyclePolicyStatus>,
+    status: &LifecyclePolicyStatus,
+) -> Result<()> {
+    if current == Some(status) {
         return Ok(());
     }
     runtime
@@ -405,7 +599,13 @@ async fn write_status(policy: &LifecyclePolicy, runtime: &Runtime, status: &Life
 
 /// A whole-object failure: Ready=False with the error, the rest of the status kept.
 pub async fn write_failure(policy: &LifecyclePolicy, runtime: &Runtime, error: &Error) {
-    let mut status = policy.status.clone().unwrap_or_default();
+    // read afresh: the failed pass may have written a larger record than `policy` shows, and
+    // this write must not shrink it
+    let current = match api(policy, runtime).get_status(&policy.name_any()).await {
+        Ok(fresh) => fresh.status,
+        Err(_) => policy.status.clone(),
+    };
+    let mut status = current.clone().unwrap_or_default();
     status.conditions = progress_conditions(
         &status.conditions,
         error.progress(),
@@ -416,7 +616,7 @@ pub async fn write_failure(policy: &LifecyclePolicy, runtime: &Runtime, error: &
     );
     status.observed_generation = policy.metadata.generation;
     runtime.metrics.set_ready(KIND, ObjectId::of(KIND, policy).key, false);
-    if let Err(status_error) = write_status(policy, runtime, &status).await {
+    if let Err(status_error) = write_status(policy, runtime, current.as_ref(), &status).await {
         tracing::warn!(error = %status_error, "could not write the failure to status");
     }
 }

@@ -5,6 +5,7 @@
 mod apply;
 mod context;
 pub mod plan;
+pub mod record;
 pub mod select;
 
 use std::collections::BTreeSet;

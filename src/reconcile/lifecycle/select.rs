@@ -2,12 +2,12 @@
 //! tie-break between two policies that select one repository (the older wins: creation time,
 //! then name), so that two policies never take turns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::record::Target;
 use crate::api::{EcrRepository, LifecyclePolicy};
-use crate::images::RepositoryRef;
 
 /// What selection needs to know of an EcrRepository.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,7 +17,7 @@ pub struct RepositoryView {
     /// `status.lifecyclePolicy`: the policy berth applied to it, if any.
     pub governed_by: Option<String>,
     /// The ECR repository it manages, from `status.repositoryArn` (None before it exists).
-    pub target: Option<RepositoryRef>,
+    pub target: Option<Target>,
 }
 
 impl RepositoryView {
@@ -29,11 +29,7 @@ impl RepositoryView {
             governed_by: status.and_then(|s| s.lifecycle_policy.clone()),
             target: status
                 .and_then(|s| s.repository_arn.as_deref())
-                .and_then(crate::naming::repository_arn_parts)
-                .map(|(region, name)| RepositoryRef {
-                    region: region.to_owned(),
-                    name: name.to_owned(),
-                }),
+                .and_then(Target::of_arn),
         }
     }
 }
@@ -139,6 +135,41 @@ pub fn assign<'a>(policy: &PolicyView, policies: &[PolicyView], repositories: &'
     assignment
 }
 
+/// The recorded repositories that a pass did not handle itself, by what becomes of them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Unhandled {
+    /// Another policy governs the repository now and writes its own rules: only forgotten.
+    pub taken_over: Vec<Target>,
+    /// Its EcrRepository is gone, or no longer governed by this policy without having been
+    /// released: this policy's rules come off, if they are still there.
+    pub orphaned: Vec<Target>,
+}
+
+/// Sorts the targets of `record` that are not in `handled` (`policies` includes `policy`).
+pub fn unhandled<'t>(
+    record: impl IntoIterator<Item = &'t Target>,
+    handled: &BTreeSet<Target>,
+    policy: &str,
+    policies: &[PolicyView],
+    repositories: &[RepositoryView],
+) -> Unhandled {
+    let by_target: HashMap<&Target, &RepositoryView> = repositories
+        .iter()
+        .filter_map(|repository| Some((repository.target.as_ref()?, repository)))
+        .collect();
+    let mut unhandled = Unhandled::default();
+    for target in record.into_iter().filter(|t| !handled.contains(*t)) {
+        let governor = by_target
+            .get(target)
+            .and_then(|repository| winner(policies, repository));
+        match governor {
+            Some(other) if other.name != policy => unhandled.taken_over.push(target.clone()),
+            _ => unhandled.orphaned.push(target.clone()),
+        }
+    }
+    unhandled
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +260,39 @@ mod tests {
         let assignment = assign(&deleting, &policies, &repositories);
         assert_eq!(assignment.released.len(), 3);
         assert!(assignment.governed.is_empty());
+    }
+
+    #[test]
+    fn recorded_repositories_left_unhandled_are_taken_over_or_orphaned() {
+        let target = |name: &str| Target {
+            region: "eu-west-1".into(),
+            registry_id: "123456789012".into(),
+            name: format!("team/{name}"),
+        };
+        let with_target = |name: &str, tier: &str| RepositoryView {
+            target: Some(target(name)),
+            ..repository(name, &[("tier", tier)], None)
+        };
+        let repositories = vec![
+            with_target("enforced", "prod"),
+            with_target("moved", "dev"),
+            with_target("unselected", "none"),
+        ];
+        let keep = policy("keep", 1, labels(&[("tier", "prod")]));
+        let dev = policy("dev", 2, labels(&[("tier", "dev")]));
+        let policies = vec![keep.clone(), dev];
+        let record = [
+            target("enforced"),
+            target("moved"),
+            target("unselected"),
+            target("gone"),
+        ];
+        let handled = BTreeSet::from([target("enforced")]);
+        let unhandled = unhandled(&record, &handled, "keep", &policies, &repositories);
+        assert_eq!(unhandled.taken_over, [target("moved")]);
+        assert_eq!(unhandled.orphaned, [target("unselected"), target("gone")]);
+        // a governed repository that the pass left alone (Preview) is this policy's to clean
+        let unhandled = super::unhandled(&record[..1], &BTreeSet::new(), "keep", &policies, &repositories);
+        assert_eq!(unhandled.orphaned, [target("enforced")]);
     }
 }

@@ -517,7 +517,12 @@ async fn a_steady_resync_reads_each_push_role_once() {
         (proxy.invocations("ListRoles").len() >= 4).then_some(())
     })
     .await;
-    assert!(steady.is_some(), "no resyncs\n{}", operator.log_text());
+    assert!(
+        steady.is_some(),
+        "not one ListRoles per resync: {:?}\n{}",
+        proxy.counts(),
+        operator.log_text()
+    );
     for index in [1, 2] {
         let made = one_resync(&proxy, index);
         let count = |operation: &str| made.get(operation).copied().unwrap_or_default();

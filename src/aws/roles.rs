@@ -115,7 +115,10 @@ impl RoleObserver {
 /// The listed role with the tags and boundary confirmed for it; None when they were confirmed
 /// for another role of the same name (deleted and created again since).
 fn merge(listed: ListedRole, confirmed: Confirmed) -> Option<ObservedRole> {
-    (listed.id == confirmed.id).then(|| ObservedRole {
+    if listed.id != confirmed.id {
+        return None;
+    }
+    Some(ObservedRole {
         name: listed.name,
         id: listed.id,
         arn: listed.arn,

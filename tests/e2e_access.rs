@@ -451,3 +451,145 @@ async fn cleanup_works_from_the_record_when_the_spec_became_invalid() {
 
     delete_and_expect_all_gone(&s, &iam, &operator, "rec", &name, &role_name).await;
 }
+
+/// The requests of one steady resync, by operation: from the `index`-th `ListRoles` (the first
+/// role lookup of each resync lists the roles) to the next one.
+fn one_resync(proxy: &common::proxy::AwsProxy, index: usize) -> std::collections::BTreeMap<String, u64> {
+    let starts: Vec<_> = proxy
+        .invocations("ListRoles")
+        .iter()
+        .map(|calls| calls[0].at - Duration::from_micros(1))
+        .collect();
+    let mut counts = proxy.counts_since(Some(starts[index]));
+    for (operation, later) in proxy.counts_since(Some(starts[index + 1])) {
+        let count = counts
+            .get_mut(&operation)
+            .expect("a later call was counted since the start too");
+        *count -= later;
+    }
+    counts.retain(|_, count| *count > 0);
+    counts
+}
+
+/// Issue 14 ("bounded work"): a steady resync reads each push role once (its inline policy),
+/// all of their trust policies coming from one `ListRoles` under berth's role path; the tags and
+/// the boundary, which listings leave out, were confirmed once and are not read again. A trust
+/// or inline policy changed out of band is still set back within a resync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_resync_reads_each_push_role_once() {
+    let Some(s) = setup("e2e-rolereads").await else { return };
+    // a path of this test's own: the listing sees only its roles, whatever runs alongside
+    let path = format!("/berth/{}/", s.namespace);
+    let (proxy, operator) = s
+        .operator_behind_proxy(&[
+            "--create-github-oidc-provider",
+            "--iam-role-path",
+            &path,
+            "--iam-permissions-boundary",
+            BOUNDARY,
+            "--stats-interval",
+            "1h",
+        ])
+        .await;
+    const ROLES: usize = 5;
+    let objects: Vec<String> = (0..ROLES).map(|i| format!("app{i}")).collect();
+    for object in &objects {
+        let github = json!({"repository": format!("acme/{object}"), "refs": ["refs/heads/main"]});
+        let spec = json!({
+            "repositoryName": format!("{}/{object}", s.namespace),
+            "access": {"push": [{"githubActions": github}]},
+        });
+        s.create(object, spec).await;
+    }
+    let mut repository_arns = Vec::new();
+    for object in &objects {
+        let ready = wait_reason(&s.repositories, object, "Synced", &operator).await;
+        let status = ready.status.unwrap();
+        let role_arn = status.push_role_arn.expect("push role recorded");
+        assert!(role_arn.contains(&format!(":role{path}")), "{role_arn}");
+        repository_arns.push(status.repository_arn.unwrap());
+    }
+
+    // the first resync after the creations confirms each role's tags and boundary (GetRole);
+    // the two after it are steady
+    proxy.reset();
+    let steady = wait_for(TIMEOUT, || async {
+        (proxy.invocations("ListRoles").len() >= 4).then_some(())
+    })
+    .await;
+    assert!(
+        steady.is_some(),
+        "not one ListRoles per resync: {:?}\n{}",
+        proxy.counts(),
+        operator.log_text()
+    );
+    for index in [1, 2] {
+        let made = one_resync(&proxy, index);
+        let count = |operation: &str| made.get(operation).copied().unwrap_or_default();
+        assert_eq!(count("ListRoles"), 1, "{made:?}");
+        assert_eq!(count("GetRole"), 0, "{made:?}");
+        assert_eq!(count("GetRolePolicy"), ROLES as u64, "{made:?}");
+        let writes: Vec<_> = made.iter().filter(|(op, _)| is_write(op)).collect();
+        assert!(writes.is_empty(), "writes on a steady resync: {writes:?}");
+    }
+
+    // a trust policy and an inline policy widened out of band are both set back
+    let iam = iam(&s).await;
+    let role_name = policy::push_role_name(&s.namespace, &objects[0]);
+    let trust_before = policy::parse_policy(
+        role(&iam, &role_name)
+            .await
+            .unwrap()
+            .assume_role_policy_document()
+            .unwrap(),
+    )
+    .unwrap();
+    let provider = trust_before["Statement"][0]["Principal"]["Federated"].clone();
+    iam.update_assume_role_policy()
+        .role_name(&role_name)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "repo:*"}}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy()
+        .role_name(&role_name)
+        .policy_name("berth-push")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let expected_inline = policy::push_role_inline_policy(&repository_arns[0]);
+    let restored = wait_for(TIMEOUT, || async {
+        let trust = policy::parse_policy(role(&iam, &role_name).await?.assume_role_policy_document()?).ok()?;
+        let inline = iam
+            .get_role_policy()
+            .role_name(&role_name)
+            .policy_name("berth-push")
+            .send()
+            .await
+            .ok()?;
+        let inline = policy::parse_policy(inline.policy_document()).ok()?;
+        (trust == trust_before && inline == expected_inline).then_some(())
+    })
+    .await;
+    assert!(
+        restored.is_some(),
+        "push role drift not corrected\n{}",
+        operator.log_text()
+    );
+    for field in ["pushRole.trustPolicy", "pushRole.inlinePolicy"] {
+        assert!(
+            s.drift_reported(&objects[0], field).await,
+            "{field}: {:?}",
+            s.events(&objects[0], "DriftCorrected").await
+        );
+    }
+}

@@ -1,11 +1,13 @@
 //! Batched observation against moto: one DescribeRepositories per region per resync serves
-//! every lookup; a name missing from the snapshot is described on its own.
+//! every lookup; a name missing from the snapshot is described on its own. Likewise one
+//! ListRoles per resync serves every push role lookup.
 
 mod common;
 
 use std::sync::Arc;
 
-use berth::aws::RepositoryObserver;
+use berth::aws::{AwsClients, IamClient, RepositoryObserver, RoleObserver};
+use berth::telemetry::Metrics;
 use common::counting::CountingRegistry;
 
 #[tokio::test]
@@ -79,4 +81,116 @@ async fn one_describe_per_region_per_resync() {
         observer.observe(&testbed.region, name).await.unwrap();
     }
     assert_eq!(registry.calls("DescribeRepositories"), 2);
+}
+
+/// A role under `path` trusted by `subject`'s account, tagged `owner`.
+async fn create_role(iam: &aws_sdk_iam::Client, path: &str, name: &str, subject: &str, owner: &str) {
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{subject}:root")}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name(name)
+        .path(path)
+        .assume_role_policy_document(trust.to_string())
+        .permissions_boundary("arn:aws:iam::123456789012:policy/boundary")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("berth.dev/owner")
+                .value(owner)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("CreateRole");
+}
+
+/// The account a role's trust policy names, as observed.
+fn trusted_account(role: &berth::aws::ObservedRole) -> String {
+    let trust = berth::policy::parse_policy(&role.trust_policy).unwrap();
+    trust["Statement"][0]["Principal"]["AWS"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn one_role_listing_per_resync_and_tags_read_once_per_role() {
+    let Some(testbed) = common::testbed() else { return };
+    // IAM calls are counted where they go on the wire
+    let proxy = common::proxy::AwsProxy::start(&testbed.aws_endpoint).await;
+    let counted = common::Testbed {
+        aws_endpoint: proxy.endpoint.clone(),
+        kubeconfig: testbed.kubeconfig.clone(),
+        region: testbed.region.clone(),
+    };
+    let clients = AwsClients::new(common::sdk_config(&counted).await, Metrics::new().aws.clone());
+    let iam = IamClient::new(&clients);
+    let moto = aws_sdk_iam::Client::new(&common::sdk_config(&testbed).await);
+    let path = format!("/berth/observer-{}/", common::unique_suffix());
+    let names: Vec<String> = (0..3).map(|i| format!("observer-role-{i}")).collect();
+    for name in &names {
+        create_role(&moto, &path, name, "111122223333", "c1/team/a").await;
+    }
+    let observer = RoleObserver::new(&path);
+    let calls = |operation: &str| proxy.counts().get(operation).copied().unwrap_or_default();
+
+    // the first resync lists once and confirms each role's tags and boundary with GetRole
+    for name in &names {
+        let role = observer.observe(&iam, 1, name).await.unwrap().expect("listed");
+        assert_eq!(role.tags.get("berth.dev/owner").map(String::as_str), Some("c1/team/a"));
+        assert!(role.permissions_boundary.is_some(), "{role:?}");
+    }
+    assert_eq!((calls("ListRoles"), calls("GetRole")), (1, 3));
+    // the next one only lists, and still sees the trust policy as it is now
+    moto.update_assume_role_policy()
+        .role_name(&names[0])
+        .policy_document(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for name in &names {
+        let role = observer.observe(&iam, 2, name).await.unwrap().expect("listed");
+        assert_eq!(role.tags.get("berth.dev/owner").map(String::as_str), Some("c1/team/a"));
+    }
+    let changed = observer.observe(&iam, 2, &names[0]).await.unwrap().unwrap();
+    assert_eq!(trusted_account(&changed), "arn:aws:iam::999999999999:root");
+    assert_eq!((calls("ListRoles"), calls("GetRole")), (2, 3));
+
+    // a role deleted and created again under its name (a new id) is read in full: its new
+    // owner tag is seen
+    moto.delete_role().role_name(&names[1]).send().await.unwrap();
+    create_role(&moto, &path, &names[1], "111122223333", "someone/else").await;
+    let recreated = observer.observe(&iam, 3, &names[1]).await.unwrap().unwrap();
+    assert_eq!(
+        recreated.tags.get("berth.dev/owner").map(String::as_str),
+        Some("someone/else")
+    );
+    assert_eq!((calls("ListRoles"), calls("GetRole")), (3, 4));
+
+    // a role created after the listing is read on its own, not reported missing; an absent
+    // one is read once per resync (a negative cache)
+    let late = "observer-role-late";
+    create_role(&moto, &path, late, "111122223333", "c1/team/a").await;
+    assert!(observer.observe(&iam, 3, late).await.unwrap().is_some());
+    for _ in 0..3 {
+        assert!(
+            observer
+                .observe(&iam, 3, "observer-role-absent")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!((calls("ListRoles"), calls("GetRole")), (3, 6));
+
+    // after berth writes a role, the next lookup reads it, even within the resync
+    observer.invalidate(&names[2]).await;
+    observer.observe(&iam, 3, &names[2]).await.unwrap().unwrap();
+    observer.observe(&iam, 3, &names[2]).await.unwrap().unwrap();
+    assert_eq!((calls("ListRoles"), calls("GetRole")), (3, 7));
+
+    for name in names.iter().map(String::as_str).chain([late]) {
+        moto.delete_role().role_name(name).send().await.unwrap();
+    }
 }

@@ -12,6 +12,8 @@ use super::{AbsentAsNone, AwsClients, AwsError};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObservedRole {
     pub name: String,
+    /// IAM's unique id: a role deleted and created again under the same name gets a new one.
+    pub id: String,
     pub arn: String,
     pub path: String,
     pub trust_policy: String,
@@ -20,6 +22,23 @@ pub struct ObservedRole {
     /// Unix seconds.
     pub created_at: i64,
 }
+
+/// A role as `ListRoles` reports it: everything but the permissions boundary and the tags,
+/// which IAM leaves out of listings (only `GetRole` returns them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListedRole {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    pub path: String,
+    /// The raw (URL-encoded) trust policy.
+    pub trust_policy: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Roles per `ListRoles` page: IAM's maximum (its default is 100).
+const LIST_ROLES_PAGE: i32 = 1000;
 
 /// A role to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +63,8 @@ pub trait Iam: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> Result<String, AwsError>;
     async fn get_role(&self, name: &str) -> Result<Option<ObservedRole>, AwsError>;
+    /// Every role whose path starts with `path_prefix` (paginated).
+    async fn list_roles(&self, path_prefix: &str) -> Result<Vec<ListedRole>, AwsError>;
     /// Creates the role and returns its ARN.
     async fn create_role(&self, role: &NewRole<'_>) -> Result<String, AwsError>;
     async fn update_trust_policy(&self, name: &str, document: &str) -> Result<(), AwsError>;
@@ -119,6 +140,7 @@ impl Iam for IamClient {
             .absent_as_none()?;
         Ok(output.and_then(|o| o.role).map(|role| ObservedRole {
             name: role.role_name().to_owned(),
+            id: role.role_id().to_owned(),
             arn: role.arn().to_owned(),
             path: role.path().to_owned(),
             trust_policy: role.assume_role_policy_document().unwrap_or_default().to_owned(),
@@ -133,6 +155,33 @@ impl Iam for IamClient {
                 .collect(),
             created_at: role.create_date().secs(),
         }))
+    }
+
+    async fn list_roles(&self, path_prefix: &str) -> Result<Vec<ListedRole>, AwsError> {
+        let roles = self
+            .client
+            .list_roles()
+            .path_prefix(path_prefix)
+            .max_items(LIST_ROLES_PAGE)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        roles
+            .into_iter()
+            .map(|role| {
+                let role = role.map_err(|e| AwsError::from_sdk("ListRoles", e))?;
+                Ok(ListedRole {
+                    name: role.role_name().to_owned(),
+                    id: role.role_id().to_owned(),
+                    arn: role.arn().to_owned(),
+                    path: role.path().to_owned(),
+                    trust_policy: role.assume_role_policy_document().unwrap_or_default().to_owned(),
+                    created_at: role.create_date().secs(),
+                })
+            })
+            .collect()
     }
 
     async fn create_role(&self, role: &NewRole<'_>) -> Result<String, AwsError> {

@@ -9,17 +9,19 @@ mod identity;
 mod image;
 mod interceptor;
 mod observer;
+mod roles;
 mod scan;
 mod tags;
 
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AbsentAsNone, AwsError, AwsErrorKind, classify_outcome};
 pub use fence::{Fence, FenceInterceptor, Fenced, is_fenced};
-pub use iam::{Iam, IamClient, NewRole, ObservedRole};
+pub use iam::{Iam, IamClient, ListedRole, NewRole, ObservedRole};
 pub use identity::{caller_partition, partition_of};
 pub use image::{Image, ImageStorage};
 pub use interceptor::{MetricsInterceptor, attempt_outcome, error_code};
 pub use observer::RepositoryObserver;
+pub use roles::RoleObserver;
 pub use scan::{
     ImageFindings, RegistryScanFrequency, RegistryScanRule, RegistryScanType, RegistryScanning, RepositoryScanning,
     SeverityCounts,

@@ -78,7 +78,7 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
     // phase 2: the push role, whose inline policy names the repository's ARN
     if let Some(role_name) = &desired.access.role_name {
         let desired_role = observe::desired_role(&scope, &desired, role_name, &current.arn).await?;
-        let observed_role = observe::role(runtime, role_name).await?;
+        let observed_role = observe::role(&scope, role_name, !scope.drift_only).await?;
         let changes = plan_role(&desired_role, observed_role.as_ref(), &desired.owner)?;
         if let Some(observed_role) = &observed_role {
             executor.executed.role_arn = Some(observed_role.role.arn.clone());

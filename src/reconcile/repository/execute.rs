@@ -131,6 +131,11 @@ impl<'a> Executor<'a> {
             .as_ref()
             .expect("role changes are planned with the desired role");
         let name = role.name.as_str();
+        if *change != RoleChange::PutInlinePolicy {
+            // whether the write succeeds or not, what the epoch's listing said of the role (and
+            // its confirmed tags and boundary) is no longer to be trusted: the next lookup reads it
+            self.scope.kind.push_roles.invalidate(name).await;
+        }
         let note = match change {
             RoleChange::Create => {
                 let description = format!(
@@ -207,7 +212,8 @@ impl<'a> Executor<'a> {
 
     /// Deletes the push role if it is this object's: its inline policies first, as IAM requires.
     async fn delete_role(&self, name: &str) -> Result<Option<String>> {
-        let iam = &self.scope.runtime.iam;
+        let (iam, roles) = (&self.scope.runtime.iam, &self.scope.kind.push_roles);
+        roles.invalidate(name).await;
         let Some(role) = iam.get_role(name).await? else {
             return Ok(None);
         };
@@ -219,6 +225,7 @@ impl<'a> Executor<'a> {
             iam.delete_role_policy(name, &policy_name).await?;
         }
         iam.delete_role(name).await.absent_as_none()?;
+        roles.forget(name).await;
         Ok(Some(format!("deleted push role {}", role.arn)))
     }
 

@@ -40,9 +40,17 @@ pub async fn repository_policy(runtime: &Runtime, desired: &DesiredRepository) -
         .and_then(|text| policy::parse_policy(&text).ok()))
 }
 
-/// The push role with its inline push policy, both documents parsed.
-pub async fn role(runtime: &Runtime, name: &str) -> Result<Option<ObservedPushRole>> {
-    let Some(role) = runtime.iam.get_role(name).await? else {
+/// The push role with its inline push policy, both documents parsed. The role comes from the
+/// epoch's ListRoles (`fresh`: from GetRole, after a spec change); the inline policy, which no
+/// listing returns, is one GetRolePolicy.
+pub async fn role(scope: &Scope<'_>, name: &str, fresh: bool) -> Result<Option<ObservedPushRole>> {
+    let (runtime, roles) = (scope.runtime, &scope.kind.push_roles);
+    let role = if fresh {
+        roles.observe_fresh(runtime.iam.as_ref(), name).await?
+    } else {
+        roles.observe(runtime.iam.as_ref(), runtime.epoch(), name).await?
+    };
+    let Some(role) = role else {
         return Ok(None);
     };
     let inline_policy = runtime

@@ -1,5 +1,8 @@
 //! What only the EcrRepository reconciler needs besides the shared runtime: the operator
-//! settings its validation and push roles depend on, and the GitHub OIDC provider it found.
+//! settings its validation and push roles depend on, the GitHub OIDC provider it found, and the
+//! push roles' batched observer.
+
+use crate::aws::RoleObserver;
 
 /// Operator settings that validation depends on.
 #[derive(Clone, Debug, Default)]
@@ -45,11 +48,14 @@ pub struct Repositories {
     pub roles: RoleSettings,
     /// The GitHub OIDC provider's ARN, looked up (or created) once.
     pub github_provider: tokio::sync::OnceCell<String>,
+    /// One ListRoles under `roles.path` per resync epoch serves every push role.
+    pub push_roles: RoleObserver,
 }
 
 impl Repositories {
     pub fn new(validation: ValidationSettings, roles: RoleSettings) -> Self {
         Self {
+            push_roles: RoleObserver::new(&roles.path),
             validation,
             roles,
             github_provider: tokio::sync::OnceCell::new(),

@@ -109,7 +109,13 @@ pub async fn reconcile<R: Reconciler>(object: Arc<R::Object>, kind: Arc<Kind<R>>
         if let Err(error) = &result
             && !error.is_silent_retry()
         {
-            runtime.forget_synced(&kind.id(&object));
+            let id = kind.id(&object);
+            runtime.forget_synced(&id);
+            if !error.is_reported(runtime.throttled_in_a_row(&id)) {
+                // Ready keeps what it said; the backoff retries (error_policy)
+                tracing::info!(reason = error.reason(), %error, "retrying without a status");
+                return result;
+            }
             // the Event first: whoever sees the failure in status finds its Event already there
             let note = error.to_string();
             runtime

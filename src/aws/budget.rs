@@ -208,8 +208,11 @@ pub struct RateBudgets {
     /// One connection pool behind every budget.
     http: SharedHttpClient,
     metrics: BudgetMetrics,
-    budgets: Arc<Mutex<HashMap<(&'static str, String), Arc<RateBudget>>>>,
+    budgets: Arc<Mutex<HashMap<BudgetKey, Arc<RateBudget>>>>,
 }
+
+/// (service, region)
+type BudgetKey = (&'static str, String);
 
 impl fmt::Debug for RateBudgets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -468,6 +471,50 @@ mod tests {
         assert_eq!(refused.service, "ecr");
         assert!(refused.to_string().contains("no turn within 2s"), "{refused}");
         assert_eq!(Instant::now() - started, secs(1.0), "a refusal does not wait");
+    }
+
+    /// The real SDK client: its attempts take turns from the budget; an attempt beyond the wait
+    /// cap is not sent, classified `RateLimited`, and counted as a refusal, not a request.
+    #[tokio::test]
+    async fn an_sdk_call_beyond_the_budget_is_refused_before_it_is_sent() {
+        let sdk_config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            // nothing listens there: a sent attempt fails as unreachable (and the SDK retries it)
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_ecr::config::SharedCredentialsProvider::new(
+                aws_sdk_ecr::config::Credentials::new("AKIDTEST", "secret", None, None, "test"),
+            ))
+            .build();
+        let metrics = crate::telemetry::Metrics::new();
+        let limits = RateLimits {
+            ecr_per_second: 0.1,
+            iam_per_second: 10.0,
+            max_wait: Duration::from_secs(1),
+        };
+        let clients = crate::aws::AwsClients::new(sdk_config, metrics.aws.clone()).rate_limited_to(limits);
+        let result = clients.ecr("eu-west-1").describe_repositories().send().await;
+        let error = crate::aws::AwsError::from_sdk("DescribeRepositories", result.unwrap_err());
+        // the first attempt went out (unreachable); its retry had no turn within a second
+        assert_eq!(error.kind, crate::aws::AwsErrorKind::RateLimited, "{error}");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"berth_aws_requests_total{operation="DescribeRepositories",outcome="timeout",service="ecr"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"berth_aws_rate_limit_refusals_total{region="eu-west-1",service="ecr"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"berth_aws_rate_limit_requests_per_second{region="eu-west-1",service="ecr"} 0.1"#),
+            "{text}"
+        );
+        // the budget is the region's, shared by every client of it
+        assert_eq!(clients.budget("ecr", "eu-west-1").reserve(Instant::now()), None);
+        assert!(clients.budget("ecr", "us-east-1").reserve(Instant::now()).is_some());
     }
 
     #[test]

@@ -49,6 +49,10 @@ struct Args {
     /// The AWS region the benchmark uses (its own, so that it does not meet other state).
     #[arg(long, default_value = "us-east-2")]
     region: String,
+    /// berth's AWS rate budget (ECR and IAM requests per second): high by default, so that the
+    /// benchmark measures berth's own cost rather than the budget's pacing.
+    #[arg(long, default_value_t = 1000)]
+    aws_requests_per_second: u32,
     /// Extra arguments for `berth run` (e.g. "--max-concurrent-reconciles=64").
     #[arg(long, allow_hyphen_values = true)]
     berth_arg: Vec<String>,
@@ -59,6 +63,8 @@ struct Args {
     #[arg(long, default_value_t = 1800)]
     timeout_seconds: u64,
 }
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// ACK's per-object strategy reads each repository 8 times per resync (see DESIGN.md).
 const ACK_READS_PER_REPOSITORY: f64 = 8.0;
@@ -128,13 +134,15 @@ fn repository(namespace: &str, index: usize, args: &Args) -> EcrRepository {
             "refs": ["refs/heads/main", "refs/tags/v*"],
         }}]);
     }
-    serde_json::from_value(json!({
+    let mut object = json!({
         "apiVersion": "ecr.berth.dev/v1alpha1",
         "kind": "EcrRepository",
-        "metadata": {"name": format!("service-{index:05}"), "labels": {LABEL: TIERS[index % TIERS.len()]}},
+        "metadata": {"name": format!("service-{index:05}"), "namespace": namespace, "labels": {LABEL: TIERS[index % TIERS.len()]}},
         "spec": spec,
-    }))
-    .expect("an EcrRepository")
+    });
+    // as `kubectl apply` and Argo CD write it: a second copy of the object in an annotation
+    object["metadata"]["annotations"] = json!({LAST_APPLIED: object.to_string()});
+    serde_json::from_value(object).expect("an EcrRepository")
 }
 
 fn lifecycle_policy(tier: &str, mode: &str) -> LifecyclePolicy {
@@ -238,6 +246,10 @@ async fn main() -> anyhow::Result<()> {
         ])
         .args(["--metrics-addr", &http_addr, "--health-addr", &http_addr])
         .args(["--create-github-oidc-provider", "--manage-scan-policies", "true"])
+        .args([
+            format!("--aws-ecr-max-requests-per-second={}", args.aws_requests_per_second),
+            format!("--aws-iam-max-requests-per-second={}", args.aws_requests_per_second),
+        ])
         .args(&args.berth_arg)
         .env("RUST_LOG", "warn")
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)

@@ -99,6 +99,20 @@ pub struct RunArgs {
     #[arg(long, env = "BERTH_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// The rate budget of ECR, per region: at most this many requests per second (retries
+    /// included), lowered for a while when AWS throttles. Default: below ECR's own throttles.
+    #[arg(long, env = "BERTH_AWS_ECR_MAX_REQUESTS_PER_SECOND", default_value = "50", value_parser = parse_rate)]
+    pub aws_ecr_max_requests_per_second: f64,
+
+    /// The rate budget of IAM (one for the account, global) and of STS.
+    #[arg(long, env = "BERTH_AWS_IAM_MAX_REQUESTS_PER_SECOND", default_value = "10", value_parser = parse_rate)]
+    pub aws_iam_max_requests_per_second: f64,
+
+    /// The longest an AWS request waits for its turn in its rate budget; a request that would
+    /// wait longer is not sent, and its reconcile is retried with backoff.
+    #[arg(long, env = "BERTH_AWS_RATE_LIMIT_MAX_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub aws_rate_limit_max_wait: Duration,
+
     /// Log format.
     #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -123,6 +137,16 @@ pub fn parse_iam_path(text: &str) -> Result<String, String> {
         Err(format!(
             "'{text}' is not an IAM path such as /berth/ (starts and ends with /)"
         ))
+    }
+}
+
+/// A rate in requests per second: a positive number up to 10,000 (fractions allowed).
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 10_000.0 => Ok(rate),
+        _ => Err(format!(
+            "'{text}' is not a rate in requests per second (above 0, at most 10000)"
+        )),
     }
 }
 
@@ -161,6 +185,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
+    /// The AWS rate budgets these flags ask for.
+    pub fn aws_rate_limits(&self) -> crate::aws::RateLimits {
+        crate::aws::RateLimits {
+            ecr_per_second: self.aws_ecr_max_requests_per_second,
+            iam_per_second: self.aws_iam_max_requests_per_second,
+            max_wait: self.aws_rate_limit_max_wait,
+        }
+    }
+
     /// Whether this berth manages ScanPolicies (see `--manage-scan-policies`).
     pub fn manages_scan_policies(&self) -> bool {
         self.manage_scan_policies.unwrap_or(self.watch_namespaces.is_empty())
@@ -181,6 +214,17 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5m3").is_err());
+    }
+
+    #[test]
+    fn parses_rates() {
+        assert_eq!(parse_rate("20"), Ok(20.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("20000").is_err());
     }
 
     #[test]

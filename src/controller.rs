@@ -116,7 +116,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         Fence::open()
     };
-    let aws = AwsClients::new(load_sdk_config(&region).await, metrics.aws.clone()).fenced_by(fence.clone());
+    let aws = AwsClients::new(load_sdk_config(&region).await, metrics.aws.clone())
+        .fenced_by(fence.clone())
+        .rate_limited_to(args.aws_rate_limits());
     // the partition of every ARN berth renders (aws, aws-cn, aws-us-gov): learnt once, here
     let partition = caller_partition(&aws).await.map_err(|e| {
         anyhow::anyhow!(

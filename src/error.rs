@@ -83,6 +83,33 @@ impl Error {
         }
     }
 
+    /// The AWS class of an AWS failure.
+    pub fn aws_kind(&self) -> Option<crate::aws::AwsErrorKind> {
+        match self {
+            Error::Aws(aws) => Some(aws.kind),
+            _ => None,
+        }
+    }
+
+    /// Whether this failure is written to the object's status and published as a Warning
+    /// Event, given how many reconciles in a row AWS throttled before it. Not for silent retries; not
+    /// for a request berth's own rate budget held back (berth pacing itself is no failure);
+    /// not for AWS throttling that outlasted the SDK's retries while it is brief: the budget
+    /// has slowed down and the backoff retries, so Ready keeps what it said. Throttling that
+    /// persists over `QUIET_THROTTLES` reconciles is reported (`AwsThrottled`), so that a
+    /// reconcile is never held back for minutes without a trace.
+    pub fn is_reported(&self, throttled_before: u32) -> bool {
+        match self {
+            _ if self.is_silent_retry() => false,
+            Error::Aws(aws) => match aws.kind {
+                crate::aws::AwsErrorKind::RateLimited => false,
+                crate::aws::AwsErrorKind::Throttled => throttled_before >= QUIET_THROTTLES,
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+
     /// Whether retrying with backoff can succeed without the spec changing. Terminal errors are
     /// retried only at the resync interval, so that AWS is not hammered.
     pub fn is_transient(&self) -> bool {
@@ -93,6 +120,10 @@ impl Error {
         }
     }
 }
+
+/// Consecutive throttled reconciles of one object that are retried without a status (about
+/// 1 + 2 + 4 s of backoff plus the SDK's retries of each).
+pub const QUIET_THROTTLES: u32 = 3;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -151,7 +182,18 @@ mod tests {
             assert_eq!(error.progress(), progress, "{error:?}");
             assert_eq!(error.reason(), reason, "{error:?}");
             assert_eq!(error.is_silent_retry(), silent, "{error:?}");
+            if !matches!(reason, "AwsThrottled" | "RateLimited") {
+                assert_eq!(error.is_reported(0), !silent, "{error:?}");
+            }
         }
+        // berth pacing itself is never reported; AWS's throttling only once it persists
+        let paced = aws(AwsErrorKind::RateLimited);
+        assert_eq!((paced.progress(), paced.reason()), (Retrying, "RateLimited"));
+        assert!(!paced.is_silent_retry(), "retried with backoff, not at once");
+        assert!(!paced.is_reported(0) && !paced.is_reported(100));
+        let throttled = aws(AwsErrorKind::Throttled);
+        assert!(!throttled.is_reported(0) && !throttled.is_reported(QUIET_THROTTLES - 1));
+        assert!(throttled.is_reported(QUIET_THROTTLES));
         // AWS's own message reaches the condition and the Event verbatim
         assert!(aws(AwsErrorKind::AccessDenied).to_string().contains("AWS's own words"));
     }

@@ -1,7 +1,8 @@
 //! Backoff that holds, end to end against the test bed: under a persistent throttle the attempts
 //! follow berth's backoff (a status write does not re-trigger the reconcile) and the Ready
-//! condition does not flap, the repeated failure is one Event series; a spec change still
-//! triggers a reconcile at once.
+//! condition does not flap, the repeated failure is one Event series (reported once it has
+//! persisted over `QUIET_THROTTLES` reconciles); a spec change still triggers a reconcile at
+//! once.
 
 mod common;
 
@@ -97,14 +98,16 @@ async fn a_persistent_throttle_follows_the_backoff_and_ready_does_not_flap() {
     assert!(reconciles >= 4, "retries stopped after {reconciles} reconciles");
 
     // the same failure again and again is one Warning Event whose series counts the failures
+    // reported: all but the first few throttled reconciles, which the rate budget absorbs
     let warnings = s.events("api", "AwsThrottled").await;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let count = warnings[0].series.as_ref().map_or(1, |series| series.count) as usize;
-    // (a reconcile may have been under way when the calls were counted)
+    let reported = calls.len() - berth::error::QUIET_THROTTLES as usize;
+    // (a reconcile may have been under way when the calls were counted, its Event published
+    // after the Events were listed, or another one failed in between)
     assert!(
-        count == calls.len() || count == calls.len() + 1,
-        "series count {count} for {} failed reconciles",
-        calls.len()
+        (reported - 1..=reported + 1).contains(&count),
+        "series count {count} for {reported} reported failed reconciles"
     );
 
     // once the throttle is lifted, a spec change is reconciled at once, whatever the backoff

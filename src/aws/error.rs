@@ -23,6 +23,9 @@ pub enum AwsErrorKind {
     /// Refused before it was sent: this replica's leader term may be over (see `Fence`). The
     /// term ends and whoever leads now does the work, so it is retried silently.
     Fenced,
+    /// Refused before it was sent: the service's rate budget had no turn within the wait cap
+    /// (see `RateBudget`). berth is pacing itself; retried with backoff, without a status.
+    RateLimited,
 }
 
 impl AwsErrorKind {
@@ -38,6 +41,7 @@ impl AwsErrorKind {
                 | Self::NotFound
                 | Self::Unreachable
                 | Self::Fenced
+                | Self::RateLimited
         )
     }
 
@@ -53,6 +57,7 @@ impl AwsErrorKind {
             Self::Unreachable => "AwsUnreachable",
             Self::Configuration => "AwsConfiguration",
             Self::Fenced => "LeaderTermOver",
+            Self::RateLimited => "RateLimited",
         }
     }
 
@@ -68,6 +73,7 @@ impl AwsErrorKind {
             Self::Unreachable => "unreachable",
             Self::Configuration => "configuration",
             Self::Fenced => "fenced",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -94,6 +100,7 @@ impl AwsError {
         let code = error.code().map(str::to_owned);
         let kind = match &error {
             _ if super::fence::is_fenced(&error) => AwsErrorKind::Fenced,
+            _ if super::budget::is_rate_limited(&error) => AwsErrorKind::RateLimited,
             SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
             SdkError::DispatchFailure(failure) if failure.is_timeout() => AwsErrorKind::Timeout,
             // the network failed: worth retrying
@@ -121,6 +128,18 @@ impl AwsError {
             message,
         }
     }
+}
+
+/// Whether `error` or anything in its source chain is a `T`.
+pub(crate) fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<T>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// Reads "does not exist" (any code classified NotFound) as None, for lookups and idempotent

@@ -133,14 +133,7 @@ impl Intercept for FenceInterceptor {
 
 /// Whether `error` (or anything in its source chain) is a call refused by the fence.
 pub fn is_fenced(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error.is::<Fenced>() {
-            return true;
-        }
-        current = error.source();
-    }
-    false
+    super::error::caused_by::<Fenced>(error)
 }
 
 #[cfg(test)]

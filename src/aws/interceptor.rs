@@ -8,7 +8,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
@@ -23,10 +23,12 @@ pub fn attempt_outcome(status: Option<u16>, error_code: Option<&str>, timed_out:
     match classify_outcome(status, error_code, timed_out) {
         AwsErrorKind::Throttled => "throttled",
         AwsErrorKind::ServerError => "server_error",
-        // (classify_outcome never says Fenced: a fenced attempt is not sent, nor counted)
-        AwsErrorKind::Timeout | AwsErrorKind::Unreachable | AwsErrorKind::Configuration | AwsErrorKind::Fenced => {
-            "timeout"
-        }
+        // (classify_outcome never says Fenced or RateLimited: such an attempt is not sent, nor counted)
+        AwsErrorKind::Timeout
+        | AwsErrorKind::Unreachable
+        | AwsErrorKind::Configuration
+        | AwsErrorKind::Fenced
+        | AwsErrorKind::RateLimited => "timeout",
         AwsErrorKind::AccessDenied | AwsErrorKind::NotFound | AwsErrorKind::Conflict | AwsErrorKind::ClientError => {
             "client_error"
         }
@@ -55,6 +57,21 @@ pub fn error_code(error_type_header: Option<&str>, body: &[u8]) -> Option<String
     let start = text.find("<Code>")? + "<Code>".len();
     let end = start + text[start..].find("</Code>")?;
     Some(strip(&text[start..end]))
+}
+
+/// The outcome label of an attempt that got a response (4xx/5xx without a readable code still
+/// count by their status).
+pub fn response_outcome(response: &HttpResponse) -> &'static str {
+    let status = response.status().as_u16();
+    let code = (status >= 400)
+        .then(|| {
+            error_code(
+                response.headers().get("x-amzn-errortype"),
+                response.body().bytes().unwrap_or_default(),
+            )
+        })
+        .flatten();
+    attempt_outcome(Some(status), code.as_deref(), false)
 }
 
 #[derive(Debug)]
@@ -103,32 +120,28 @@ impl Intercept for MetricsInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        // refused by the leader fence: it never left the process
-        if cfg.load::<super::fence::FencedAttempt>().is_some() {
+        // refused by the leader fence or the rate budget: it never left the process
+        let refused_by_budget =
+            matches!(context.output_or_error(), Some(Err(error)) if super::budget::is_rate_limited(error));
+        if cfg.load::<super::fence::FencedAttempt>().is_some() || refused_by_budget {
             return Ok(());
         }
+        // the wait for the rate budget's turn is berth's, not AWS's latency
+        let waited = context
+            .response()
+            .and_then(|response| response.extension::<super::budget::Admitted>())
+            .map(|admitted| admitted.waited)
+            .unwrap_or_default();
         let elapsed = cfg
             .load::<AttemptStarted>()
-            .map(|started| started.0.elapsed())
+            .map(|started| started.0.elapsed().saturating_sub(waited))
             .unwrap_or_default();
         let (service, operation) = cfg
             .load::<Metadata>()
             .map(|m| (m.service().to_ascii_lowercase(), m.name().to_owned()))
             .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
         let outcome = match context.response() {
-            Some(response) => {
-                let status = response.status().as_u16();
-                let code = (status >= 400)
-                    .then(|| {
-                        error_code(
-                            response.headers().get("x-amzn-errortype"),
-                            response.body().bytes().unwrap_or_default(),
-                        )
-                    })
-                    .flatten();
-                // a 4xx/5xx without a readable code still counts by its status
-                attempt_outcome(Some(status), code.as_deref(), false)
-            }
+            Some(response) => response_outcome(response),
             // no response: timed out or the connection failed
             None => attempt_outcome(None, None, true),
         };

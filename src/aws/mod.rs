@@ -1,6 +1,7 @@
 //! The AWS edge: SDK clients per region, error classification, and the ECR adapter behind a
 //! small trait so that the reconcilers never touch SDK types.
 
+mod budget;
 mod ecr;
 mod error;
 mod fence;
@@ -13,6 +14,7 @@ mod roles;
 mod scan;
 mod tags;
 
+pub use budget::{BudgetFeedback, RateBudget, RateBudgets, RateLimited, RateLimits, is_rate_limited};
 pub use ecr::{EcrRegistry, ImageStats, ObservedRepository, Registry, RepositorySettings};
 pub use error::{AbsentAsNone, AwsError, AwsErrorKind, classify_outcome};
 pub use fence::{Fence, FenceInterceptor, Fenced, is_fenced};
@@ -30,24 +32,35 @@ pub use tags::{
     MAX_TAG_KEY_LENGTH, MAX_TAG_VALUE_LENGTH, MAX_TAGS_PER_RESOURCE, TAG_CHARACTERS_PATTERN, TagService, check_tag,
 };
 
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
 use crate::telemetry::AwsMetrics;
 
 /// Builds every AWS client berth uses from one configuration, each with the metrics
-/// interceptor attached, so that every call is counted and timed, and the ECR and IAM clients
-/// with the leader fence, so that no call goes out of a lapsed leader term.
+/// interceptor attached, so that every call is counted and timed, the ECR and IAM clients
+/// with the leader fence, so that no call goes out of a lapsed leader term, and each behind its
+/// service's rate budget (ECR per region), shared by every client of that service.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     sdk_config: aws_config::SdkConfig,
     interceptor: MetricsInterceptor,
     fence: FenceInterceptor,
+    budgets: RateBudgets,
 }
 
 impl AwsClients {
+    /// With the default rate limits (`RateLimits::default`).
     pub fn new(sdk_config: aws_config::SdkConfig, metrics: AwsMetrics) -> Self {
+        let budgets = RateBudgets::new(
+            RateLimits::default(),
+            base_http_client(&sdk_config),
+            metrics.budget.clone(),
+        );
         Self {
             sdk_config,
             interceptor: MetricsInterceptor::new(metrics),
             fence: FenceInterceptor::new(Fence::open()),
+            budgets,
         }
     }
 
@@ -59,11 +72,21 @@ impl AwsClients {
         }
     }
 
+    /// Paces every call to `limits` (per service; ECR per region).
+    pub fn rate_limited_to(self, limits: RateLimits) -> Self {
+        Self {
+            budgets: self.budgets.with_limits(limits),
+            ..self
+        }
+    }
+
     pub fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
         let config = aws_sdk_ecr::config::Builder::from(&self.sdk_config)
             .region(aws_config::Region::new(region.to_owned()))
+            .http_client(self.budgets.http_client("ecr", region))
             .interceptor(self.interceptor.clone())
             .interceptor(self.fence.clone())
+            .interceptor(BudgetFeedback)
             .build();
         aws_sdk_ecr::Client::from_conf(config)
     }
@@ -71,19 +94,46 @@ impl AwsClients {
     /// IAM is global: one client, whatever the region.
     pub fn iam(&self) -> aws_sdk_iam::Client {
         let config = aws_sdk_iam::config::Builder::from(&self.sdk_config)
+            .http_client(self.budgets.http_client("iam", "global"))
             .interceptor(self.interceptor.clone())
             .interceptor(self.fence.clone())
+            .interceptor(BudgetFeedback)
             .build();
         aws_sdk_iam::Client::from_conf(config)
     }
 
     /// Not fenced: STS is asked once, at start and before any term, who berth is (a read).
     pub fn sts(&self) -> aws_sdk_sts::Client {
+        let region = self.sdk_config.region().map_or("global", |region| region.as_ref());
         let config = aws_sdk_sts::config::Builder::from(&self.sdk_config)
+            .http_client(self.budgets.http_client("sts", region))
             .interceptor(self.interceptor.clone())
+            .interceptor(BudgetFeedback)
             .build();
         aws_sdk_sts::Client::from_conf(config)
     }
+
+    /// The rate budget of `service` in `region` (as `ecr`, `iam` and `sts` use them).
+    pub fn budget(&self, service: &'static str, region: &str) -> std::sync::Arc<RateBudget> {
+        self.budgets.budget(service, region)
+    }
+}
+
+/// The HTTP client behind every budget: the configuration's own, else the SDK's default HTTPS
+/// client (the one a client without an explicit HTTP client gets), built once so that every
+/// service shares its connection pool.
+fn base_http_client(sdk_config: &aws_config::SdkConfig) -> SharedHttpClient {
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+    use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
+    sdk_config.http_client().unwrap_or_else(|| {
+        aws_smithy_runtime::client::defaults::default_http_client_plugin_v2(aws_config::BehaviorVersion::latest())
+            .and_then(|plugin| {
+                plugin
+                    .runtime_components(&RuntimeComponentsBuilder::new("berth"))
+                    .http_client()
+            })
+            .expect("the SDK's default HTTPS client is compiled in (feature default-https-client)")
+    })
 }
 
 /// Loads the shared SDK configuration: the standard credential chain (IRSA, EKS Pod Identity,

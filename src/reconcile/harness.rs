@@ -109,7 +109,12 @@ pub async fn reconcile<R: Reconciler>(object: Arc<R::Object>, kind: Arc<Kind<R>>
         if let Err(error) = &result
             && !error.is_silent_retry()
         {
-            runtime.forget_synced(&kind.id(&object));
+            let id = kind.id(&object);
+            runtime.forget_synced(&id);
+            if !error.is_reported(runtime.throttled_in_a_row(&id)) {
+                // Ready keeps what it said; the backoff retries (error_policy)
+                return result;
+            }
             // the Event first: whoever sees the failure in status finds its Event already there
             let note = error.to_string();
             runtime
@@ -139,6 +144,12 @@ pub async fn reconcile<R: Reconciler>(object: Arc<R::Object>, kind: Arc<Kind<R>>
 pub fn error_policy<R: Reconciler>(object: Arc<R::Object>, error: &Error, kind: Arc<Kind<R>>) -> Action {
     let id = kind.id(&object);
     let delay = kind.runtime.retry_after(id.clone(), error);
+    if error.aws_kind() == Some(crate::aws::AwsErrorKind::RateLimited) {
+        // berth pacing itself, counted in berth_aws_rate_limit_refusals_total: a warning per
+        // refusal would flood the log exactly when berth is busiest
+        tracing::debug!(kind = R::KIND, namespace = id.key.0, name = id.key.1, retry_in = ?delay, "reconcile paced by the AWS rate budget");
+        return Action::requeue(delay);
+    }
     tracing::warn!(
         kind = R::KIND,
         namespace = id.key.0,

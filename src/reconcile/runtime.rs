@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::events::Recorder;
 use crate::api::EcrRepository;
-use crate::aws::{Iam, Registry, RepositoryObserver};
+use crate::aws::{AwsErrorKind, Iam, Registry, RepositoryObserver};
 use crate::error::Error;
 use crate::images::ImageInventory;
 use crate::images::stats::StatsTargets;
@@ -112,7 +112,7 @@ pub struct Runtime {
     /// see them: other kinds read them here instead of listing them from the apiserver.
     pub repositories: RepositoryStores,
     /// Consecutive transient failures per object, for exponential backoff.
-    failures: Mutex<HashMap<ObjectId, u32>>,
+    failures: Mutex<HashMap<ObjectId, Failures>>,
     /// (generation, resync epoch) of the last reconcile that found the object in sync.
     synced: Mutex<HashMap<ObjectId, (Option<i64>, u64)>>,
 }
@@ -174,6 +174,16 @@ impl Runtime {
         tracked.extend(self.synced.lock().expect("memo lock").keys().filter_map(of_kind));
         tracked.extend(self.failures.lock().expect("failure lock").keys().filter_map(of_kind));
         tracked
+    }
+
+    /// How many of the object's latest reconciles in a row AWS throttled (reset by a success
+    /// or another failure; a request held back by berth's own rate budget leaves it as it is).
+    pub fn throttled_in_a_row(&self, id: &ObjectId) -> u32 {
+        self.failures
+            .lock()
+            .expect("failure lock")
+            .get(id)
+            .map_or(0, |failures| failures.throttled)
     }
 
     /// A new leader term: observe afresh and trust no memo from an earlier term, since another
@@ -264,10 +274,23 @@ impl Runtime {
             };
         }
         let mut failures = self.failures.lock().expect("failure lock");
-        let attempt = failures.entry(id).or_default();
-        *attempt = attempt.saturating_add(1);
-        backoff_delay(*attempt, rand::random_range(0.5..1.5))
+        let failures = failures.entry(id).or_default();
+        failures.consecutive = failures.consecutive.saturating_add(1);
+        match error.aws_kind() {
+            Some(AwsErrorKind::Throttled) => failures.throttled = failures.throttled.saturating_add(1),
+            Some(AwsErrorKind::RateLimited) => {}
+            _ => failures.throttled = 0,
+        }
+        backoff_delay(failures.consecutive, rand::random_range(0.5..1.5))
     }
+}
+
+/// An object's failures in a row: all transient ones (the backoff), and AWS throttling (when
+/// it is reported).
+#[derive(Clone, Copy, Debug, Default)]
+struct Failures {
+    consecutive: u32,
+    throttled: u32,
 }
 
 /// 1s, 2s, 4s, ... capped at 5 minutes, scaled by `jitter`.

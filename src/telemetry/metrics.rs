@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Namespace/name of an object.
@@ -17,6 +17,31 @@ pub type ObjectKey = (String, String);
 pub struct AwsMetrics {
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
+    pub budget: BudgetMetrics,
+}
+
+/// The rate budgets' series (`aws::RateBudget`), by service and region.
+#[derive(Clone)]
+pub struct BudgetMetrics {
+    wait: HistogramVec,
+    rate: GaugeVec,
+    refusals: IntCounterVec,
+}
+
+impl BudgetMetrics {
+    pub fn waited(&self, service: &str, region: &str, wait: Duration) {
+        self.wait
+            .with_label_values(&[service, region])
+            .observe(wait.as_secs_f64());
+    }
+
+    pub fn set_rate(&self, service: &str, region: &str, rate: f64) {
+        self.rate.with_label_values(&[service, region]).set(rate);
+    }
+
+    pub fn refused(&self, service: &str, region: &str) {
+        self.refusals.with_label_values(&[service, region]).inc();
+    }
 }
 
 impl AwsMetrics {
@@ -108,8 +133,32 @@ impl Metrics {
                     "aws_request_duration_seconds",
                     "Latency of one HTTP attempt to AWS, by service and operation.",
                     &["service", "operation"],
-                    seconds,
+                    seconds.clone(),
                 ),
+                budget: BudgetMetrics {
+                    wait: histogram(
+                        "aws_rate_limit_wait_seconds",
+                        "How long an AWS request waited for its turn in its service's rate budget, by service and region.",
+                        &["service", "region"],
+                        [vec![0.0], seconds].concat(),
+                    ),
+                    rate: register(
+                        &registry,
+                        GaugeVec::new(
+                            Opts::new(
+                                "aws_rate_limit_requests_per_second",
+                                "The current rate of a service's AWS rate budget (lowered when AWS throttles), by service and region.",
+                            ),
+                            &["service", "region"],
+                        )
+                        .expect("valid gauge"),
+                    ),
+                    refusals: counter(
+                        "aws_rate_limit_refusals_total",
+                        "AWS requests refused by their rate budget (their turn was beyond --aws-rate-limit-max-wait; the reconcile is retried), by service and region.",
+                        &["service", "region"],
+                    ),
+                },
             },
             managed_objects: gauge(
                 "managed_objects",

@@ -3,7 +3,7 @@
 mod metrics;
 mod server;
 
-pub use metrics::{AwsMetrics, Metrics, ObjectKey};
+pub use metrics::{AwsMetrics, BudgetMetrics, Metrics, ObjectKey};
 pub use server::{Health, serve};
 
 use tracing_subscriber::{EnvFilter, fmt};

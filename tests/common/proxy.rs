@@ -27,14 +27,18 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// One request the proxy saw.
 #[derive(Clone, Debug)]
 pub struct Call {
+    /// Its place in the order of arrival, from 0.
+    pub id: u64,
     pub operation: String,
     /// The SDK's `amz-sdk-invocation-id`: the same for every retry of one call.
     pub invocation: String,
     pub at: Instant,
     /// The request body as text (JSON for ECR, a form for IAM and STS).
     pub body: String,
-    /// The fault `inject_faults` gave this request, if any.
+    /// The fault this request met, if any (from `inject_faults`, or `lose_next_answer`).
     pub fault: Option<Fault>,
+    /// The HTTP status moto answered with; None when the request did not reach moto.
+    pub upstream_status: Option<u16>,
 }
 
 impl Call {
@@ -58,8 +62,8 @@ pub enum Fault {
     Throttle,
     /// `InternalFailure` (500) or `ServiceUnavailable` (503), in the protocol's shape.
     ServerError,
-    /// No answer for [`Faults::delay`] (longer than berth's SDK attempt timeout), then the
-    /// connection is closed; the request never reaches moto.
+    /// No answer for [`Faults::delay`] (far longer than berth's SDK attempt timeout: only a
+    /// timeout ends the wait), then the connection is closed; the request never reaches moto.
     Delay,
     /// The connection is closed without an answer; the request never reaches moto.
     Drop,
@@ -91,14 +95,14 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Every kind of fault, on `fraction` of the requests; a delay outlasts berth's attempt
-    /// timeout by two seconds.
+    /// Every kind of fault, on `fraction` of the requests; a delayed request is answered by
+    /// nothing but a closed connection ten minutes later, longer than any test waits.
     pub fn all(fraction: f64, seed: u64) -> Faults {
         Faults {
             fraction,
             seed,
             kinds: Fault::ALL.to_vec(),
-            delay: berth::aws::ATTEMPT_TIMEOUT + Duration::from_secs(2),
+            delay: Duration::from_secs(600),
         }
     }
 }
@@ -147,9 +151,22 @@ struct Shared {
     faults: Arc<Mutex<Option<Faults>>>,
     /// Requests the fault mode has seen: the generator's position.
     drawn: Arc<AtomicU64>,
+    /// Requests seen: the next call's id.
+    arrived: Arc<AtomicU64>,
 }
 
 impl Shared {
+    /// Notes on the call `id` what moto answered, and whether that answer was lost.
+    fn record_answer(&self, id: u64, status: Option<u16>, lost: bool) {
+        let mut calls = self.calls.lock().unwrap();
+        if let Some(call) = calls.iter_mut().rev().find(|call| call.id == id) {
+            call.upstream_status = status;
+            if lost {
+                call.fault = Some(Fault::LostAnswer);
+            }
+        }
+    }
+
     /// The fault for the next request, if the fault mode gives it one.
     fn draw_fault(&self, write: bool) -> Option<(Fault, u64)> {
         let faults = self.faults.lock().unwrap().clone()?;
@@ -269,9 +286,19 @@ fn throttled(json: bool) -> Response {
 /// A 500 or a 503, by `bits`.
 fn server_error(json: bool, bits: u64) -> Response {
     if bits % 2 == 0 {
-        aws_error(json, StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "injected fault")
+        aws_error(
+            json,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "injected fault",
+        )
     } else {
-        aws_error(json, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "injected fault")
+        aws_error(
+            json,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "injected fault",
+        )
     }
 }
 
@@ -301,12 +328,15 @@ async fn forward(shared: Shared, request: axum::http::Request<Body>) -> Result<R
         .unwrap_or_default()
         .to_owned();
     let drawn = shared.draw_fault(is_write(&operation));
+    let id = shared.arrived.fetch_add(1, Ordering::SeqCst);
     shared.calls.lock().unwrap().push(Call {
+        id,
         operation: operation.clone(),
         invocation,
         at: Instant::now(),
         body: String::from_utf8_lossy(&body).into_owned(),
         fault: drawn.map(|(fault, _)| fault),
+        upstream_status: None,
     });
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     record_operation(service(authorization), &operation);
@@ -346,6 +376,7 @@ async fn forward(shared: Shared, request: axum::http::Request<Body>) -> Result<R
     let upstream = upstream.body(Full::new(body)).expect("a valid request");
     let lose_answer = shared.lose_next_answer.lock().unwrap().remove(&operation);
     let answer = shared.client.request(upstream).await;
+    shared.record_answer(id, answer.as_ref().ok().map(|a| a.status().as_u16()), lose_answer);
     if shared.hold.lock().unwrap().contains(&operation) {
         // moto has answered as things were now; the client gets that answer only later
         let mut release = shared.release.subscribe();
@@ -392,6 +423,7 @@ impl AwsProxy {
             held: Arc::default(),
             faults: Arc::default(),
             drawn: Arc::default(),
+            arrived: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();

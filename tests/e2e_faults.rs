@@ -15,12 +15,30 @@ use berth::api::LifecyclePolicy;
 use berth::policy::push_role_name;
 use common::proxy::{AwsProxy, Call, Fault, Faults};
 use common::{Operator, ReadyStatus, is_write, setup, wait_for};
+use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 const REPOSITORIES: usize = 30;
 const SEED: u64 = 14;
+fn seed() -> u64 {
+    std::env::var("XSEED").ok().and_then(|s| s.parse().ok()).unwrap_or(SEED)
+}
+fn fraction() -> f64 {
+    std::env::var("XFRAC").ok().and_then(|s| s.parse().ok()).unwrap_or(0.2)
+}
+/// The Warning Event reasons of failures retried with backoff (src/error.rs): the only ones a
+/// fault may cause.
+const TRANSIENT: [&str; 7] = [
+    "AwsThrottled",
+    "AwsServerError",
+    "AwsTimeout",
+    "AwsUnreachable",
+    "AwsConflict",
+    "AwsNotFound",
+    "KubernetesError",
+];
 /// Long enough for a few delayed (timed-out) attempts in a row on a busy machine.
 const CONVERGE: Duration = Duration::from_secs(150);
 
@@ -208,6 +226,38 @@ where
     }
 }
 
+/// The Warning Events about the objects `about`: (object, reason, note) → count of the series.
+async fn warnings(events: &Api<Event>, about: &BTreeSet<String>) -> BTreeMap<(String, String, String), i32> {
+    let listed = events.list(&ListParams::default()).await.expect("list Events");
+    listed
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| {
+            let name = e.regarding.as_ref().and_then(|r| r.name.clone())?;
+            let count = e.series.as_ref().map_or(1, |s| s.count);
+            let reason = e.reason?;
+            about
+                .contains(&name)
+                .then(|| ((name, reason, e.note.unwrap_or_default()), count))
+        })
+        .collect()
+}
+
+/// The reasons of the Warning Events about `about` that are new or repeated since `before`.
+async fn new_warning_reasons(
+    events: &Api<Event>,
+    about: &BTreeSet<String>,
+    before: &BTreeMap<(String, String, String), i32>,
+) -> Vec<String> {
+    warnings(events, about)
+        .await
+        .into_iter()
+        .filter(|(key, count)| before.get(key).is_none_or(|was| count > was))
+        .map(|((_, reason, _), _)| reason)
+        .collect()
+}
+
 /// The writes among `calls` that name `name`.
 fn writes_naming<'a>(calls: &'a [Call], name: &str) -> Vec<&'a Call> {
     calls
@@ -330,7 +380,7 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
     // faults from berth's first call on; the explicit lost answers make sure that a creation
     // carried out but not heard happens at least once for each kind of resource
     let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
-    proxy.inject_faults(Faults::all(0.2, SEED));
+    proxy.inject_faults(Faults::all(fraction(), seed()));
     proxy.lose_next_answer("CreateRepository");
     proxy.lose_next_answer("CreateRole");
     let operator = Operator::start_with(
@@ -401,6 +451,13 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
         .await
         .expect("create LifecyclePolicy");
 
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &ns);
+    let regular_names: BTreeSet<String> = expected
+        .iter()
+        .filter(|(_, reason)| **reason == "Synced")
+        .map(|(name, _)| name.clone())
+        .chain(["keep".to_owned()])
+        .collect();
     let started = std::time::Instant::now();
     wait_all(&s.repositories, &expected, &operator).await;
     wait_all(&policies, &[("keep".to_owned(), "Applied")].into(), &operator).await;
@@ -470,7 +527,31 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
     }
     assert_eq!(unchanged().await, before);
 
-    // delete everything with the faults still on: the policy first (it removes its rules)
+    // every connection closed without an answer for a while: berth reports that as a failure
+    // it retries (Reconciling), never as one that waits for a fix (Stalled), and recovers
+    let before_outage = warnings(&events, &regular_names).await;
+    proxy.inject_faults(Faults {
+        fraction: 1.0,
+        kinds: vec![Fault::Drop],
+        ..Faults::all(0.0, SEED)
+    });
+    let outage = wait_for(CONVERGE, || async {
+        let reasons = new_warning_reasons(&events, &regular_names, &before_outage).await;
+        reasons
+            .iter()
+            .any(|r| r == "AwsUnreachable" || !TRANSIENT.contains(&r.as_str()))
+            .then_some(reasons)
+    })
+    .await;
+    proxy.inject_faults(Faults::all(fraction(), seed() + 1));
+    let outage = outage.expect("no failure reported while every connection closed");
+    assert!(
+        outage.iter().all(|r| TRANSIENT.contains(&r.as_str())),
+        "a closed connection reported as terminal: {outage:?}"
+    );
+    wait_all(&s.repositories, &expected, &operator).await;
+
+    // delete everything with the faults on again: the policy first (it removes its rules)
     let delete_all = DeleteParams::default();
     policies
         .delete("keep", &delete_all)
@@ -521,6 +602,17 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
         let tags = repository_snapshot(&s.ecr, repository).await.tags;
         assert_eq!(tags.get("berth.dev/managed-by").map(String::as_str), Some("berth"));
     }
+
+    // a fault is never reported as a failure that waits for someone to fix something
+    let terminal: Vec<String> = new_warning_reasons(&events, &regular_names, &BTreeMap::new())
+        .await
+        .into_iter()
+        .filter(|reason| !TRANSIENT.contains(&reason.as_str()))
+        .collect();
+    assert!(
+        terminal.is_empty(),
+        "faults reported as terminal failures: {terminal:?}"
+    );
 
     // the faults really happened, every kind of them
     let mut by_kind: BTreeMap<Fault, u64> = BTreeMap::new();

@@ -21,13 +21,10 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 const REPOSITORIES: usize = 30;
+/// A fifth of all requests meet a fault; the seed makes the choice repeatable (in arrival
+/// order, which concurrency varies from run to run).
+const FRACTION: f64 = 0.2;
 const SEED: u64 = 14;
-fn seed() -> u64 {
-    std::env::var("XSEED").ok().and_then(|s| s.parse().ok()).unwrap_or(SEED)
-}
-fn fraction() -> f64 {
-    std::env::var("XFRAC").ok().and_then(|s| s.parse().ok()).unwrap_or(0.2)
-}
 /// The Warning Event reasons of failures retried with backoff (src/error.rs): the only ones a
 /// fault may cause.
 const TRANSIENT: [&str; 7] = [
@@ -380,7 +377,7 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
     // faults from berth's first call on; the explicit lost answers make sure that a creation
     // carried out but not heard happens at least once for each kind of resource
     let proxy = AwsProxy::start(&s.testbed.aws_endpoint).await;
-    proxy.inject_faults(Faults::all(fraction(), seed()));
+    proxy.inject_faults(Faults::all(FRACTION, SEED));
     proxy.lose_next_answer("CreateRepository");
     proxy.lose_next_answer("CreateRole");
     let operator = Operator::start_with(
@@ -543,7 +540,7 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
             .then_some(reasons)
     })
     .await;
-    proxy.inject_faults(Faults::all(fraction(), seed() + 1));
+    proxy.inject_faults(Faults::all(FRACTION, SEED + 1));
     let outage = outage.expect("no failure reported while every connection closed");
     assert!(
         outage.iter().all(|r| TRANSIENT.contains(&r.as_str())),
@@ -598,6 +595,29 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
         );
     }
     assert_eq!(unchanged().await, before);
+    // every removal named what a spec asked to remove: a Delete repository, its push role, or
+    // the rules the deleted LifecyclePolicy had put on the repositories it governed
+    let removable: Vec<String> = deleted
+        .iter()
+        .cloned()
+        .chain(
+            push_roles
+                .iter()
+                .filter(|(_, delete)| **delete)
+                .map(|(role, _)| role.clone()),
+        )
+        .chain(
+            (0..REPOSITORIES)
+                .filter(|i| governed(*i))
+                .map(|i| format!("{ns}/r{i:02}")),
+        )
+        .collect();
+    let stray: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.operation.starts_with("Delete") || c.operation.starts_with("Untag"))
+        .filter(|c| !removable.iter().any(|name| c.names(name)))
+        .collect();
+    assert!(stray.is_empty(), "removals no spec asked for: {stray:?}");
     for repository in &kept {
         let tags = repository_snapshot(&s.ecr, repository).await.tags;
         assert_eq!(tags.get("berth.dev/managed-by").map(String::as_str), Some("berth"));

@@ -327,7 +327,16 @@ async fn forward(shared: Shared, request: axum::http::Request<Body>) -> Result<R
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let drawn = shared.draw_fault(is_write(&operation));
+    // the other modes come first; the fault mode draws only for what they let through
+    let persistent = shared.fail_always.lock().unwrap().get(&operation).cloned();
+    let injected = persistent.or_else(|| shared.fail_next.lock().unwrap().remove(&operation));
+    let every = shared.throttle_every.load(Ordering::SeqCst);
+    let throttle = every > 0 && shared.seen.fetch_add(1, Ordering::SeqCst) % every == 0;
+    let drawn = if injected.is_none() && !throttle {
+        shared.draw_fault(is_write(&operation))
+    } else {
+        None
+    };
     let id = shared.arrived.fetch_add(1, Ordering::SeqCst);
     shared.calls.lock().unwrap().push(Call {
         id,
@@ -341,14 +350,10 @@ async fn forward(shared: Shared, request: axum::http::Request<Body>) -> Result<R
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     record_operation(service(authorization), &operation);
 
-    let persistent = shared.fail_always.lock().unwrap().get(&operation).cloned();
-    let injected = persistent.or_else(|| shared.fail_next.lock().unwrap().remove(&operation));
     if let Some((code, message)) = injected {
         return Ok(aws_error(true, StatusCode::BAD_REQUEST, &code, &message));
     }
-
-    let every = shared.throttle_every.load(Ordering::SeqCst);
-    if every > 0 && shared.seen.fetch_add(1, Ordering::SeqCst) % every == 0 {
+    if throttle {
         return Ok(throttled(json));
     }
 

@@ -44,16 +44,16 @@ const CONVERGE: Duration = Duration::from_secs(150);
 fn regular(i: usize) -> (String, serde_json::Value, bool) {
     let name = format!("r{i:02}");
     let mut access = serde_json::Map::new();
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         access.insert("pull".into(), json!([{"accountId": "111122223333"}]));
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         access.insert(
             "push".into(),
             json!([{"githubActions": {"repository": format!("acme/{name}"), "refs": ["refs/heads/main"]}}]),
         );
     }
-    let delete = i % 2 == 0;
+    let delete = i.is_multiple_of(2);
     let mut spec = json!({
         "tags": {"team": "payments"},
         "deletionPolicy": if delete { "Delete" } else { "Retain" },
@@ -411,7 +411,7 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
             .await
             .expect("create EcrRepository");
         expected.insert(name.clone(), "Synced");
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             push_roles.insert(push_role_name(&ns, &name), delete);
         }
         (if delete { &mut deleted } else { &mut kept }).push(repository);
@@ -490,7 +490,7 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
         .collect();
     wanted_roles.sort();
     assert_eq!(roles, wanted_roles);
-    for i in (0..REPOSITORIES).filter(|i| i % 5 == 0) {
+    for i in (0..REPOSITORIES).filter(|i| i.is_multiple_of(5)) {
         let role = push_role_name(&ns, &format!("r{i:02}"));
         let tags = role_snapshot(&iam, &role).await.tags;
         let owner = format!("{}/{ns}/r{i:02}", operator.cluster_id);

@@ -285,7 +285,7 @@ fn throttled(json: bool) -> Response {
 
 /// A 500 or a 503, by `bits`.
 fn server_error(json: bool, bits: u64) -> Response {
-    if bits % 2 == 0 {
+    if bits.is_multiple_of(2) {
         aws_error(
             json,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -331,7 +331,7 @@ async fn forward(shared: Shared, request: axum::http::Request<Body>) -> Result<R
     let persistent = shared.fail_always.lock().unwrap().get(&operation).cloned();
     let injected = persistent.or_else(|| shared.fail_next.lock().unwrap().remove(&operation));
     let every = shared.throttle_every.load(Ordering::SeqCst);
-    let throttle = every > 0 && shared.seen.fetch_add(1, Ordering::SeqCst) % every == 0;
+    let throttle = every > 0 && shared.seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(every);
     let drawn = if injected.is_none() && !throttle {
         shared.draw_fault(is_write(&operation))
     } else {
@@ -391,7 +391,7 @@ async fn forward(shared: Shared, request: axum::http::Request<Body>) -> Result<R
     }
     if let (Ok(_), Some((Fault::LostAnswer, bits))) = (&answer, drawn) {
         // moto carried it out; the answer is lost as a closed connection or a 5xx
-        return if bits % 3 == 0 {
+        return if bits.is_multiple_of(3) {
             Err(Closed)
         } else {
             Ok(server_error(json, bits / 3))

@@ -2,6 +2,7 @@
 
 use aws_sdk_ecr::config::http::HttpResponse;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_types::retry::ErrorKind;
 
 /// What kind of failure an AWS call ended in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,9 +106,16 @@ impl AwsError {
             SdkError::DispatchFailure(failure) if failure.is_timeout() => AwsErrorKind::Timeout,
             // the network failed: worth retrying
             SdkError::DispatchFailure(failure) if failure.is_io() => AwsErrorKind::Unreachable,
-            // not a network failure: the request could not be sent as configured (the SDK
-            // reports missing credentials and endpoint errors this way)
-            SdkError::DispatchFailure(_) => AwsErrorKind::Configuration,
+            SdkError::DispatchFailure(failure) => match failure.as_other() {
+                // the connector's own verdict, e.g. on a connection closed before the answer
+                // came (hyper's IncompleteMessage), which the SDK retries too
+                Some(ErrorKind::TransientError) => AwsErrorKind::Unreachable,
+                Some(ErrorKind::ServerError) => AwsErrorKind::ServerError,
+                Some(ErrorKind::ThrottlingError) => AwsErrorKind::Throttled,
+                // not a network failure: the request could not be sent as configured (the SDK
+                // reports missing credentials and endpoint errors this way)
+                _ => AwsErrorKind::Configuration,
+            },
             SdkError::ResponseError(failure) => {
                 classify_outcome(Some(failure.raw().status().as_u16()), code.as_deref(), false)
             }
@@ -276,6 +284,19 @@ mod tests {
 
         let bad_endpoint = classify(SdkError::dispatch_failure(ConnectorError::user("invalid URI".into())));
         assert_eq!(bad_endpoint.kind, AwsErrorKind::Configuration);
+
+        // what the SDK's connector reports when the connection closes before an answer
+        let closed = classify(SdkError::dispatch_failure(ConnectorError::other(
+            "connection closed before message completed".into(),
+            Some(aws_smithy_types::retry::ErrorKind::TransientError),
+        )));
+        assert_eq!(closed.kind, AwsErrorKind::Unreachable);
+        assert!(closed.kind.is_transient());
+        let busy = classify(SdkError::dispatch_failure(ConnectorError::other(
+            "busy".into(),
+            Some(aws_smithy_types::retry::ErrorKind::ServerError),
+        )));
+        assert_eq!(busy.kind, AwsErrorKind::ServerError);
 
         let slow = classify(SdkError::dispatch_failure(ConnectorError::timeout(
             "read timed out".into(),

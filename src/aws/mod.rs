@@ -141,10 +141,32 @@ fn base_http_client(sdk_config: &aws_config::SdkConfig) -> SharedHttpClient {
 /// (its retry quota is shared per service and region by the whole process). The SDK's adaptive
 /// mode was tried and left out: under a persistent throttle its client-side limiter held one
 /// reconcile for minutes without the object ever saying it was throttled.
+///
+/// Timeouts: without them an answer that never comes (a half-open connection, a stalled
+/// endpoint) holds its reconcile, and the single-flight describe every object of a region
+/// waits on, forever. A timed-out attempt is retried like a 5xx.
 pub async fn load_sdk_config(region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+        .timeout_config(sdk_timeouts())
         .load()
         .await
 }
+
+/// Connecting may take [`CONNECT_TIMEOUT`], one attempt [`ATTEMPT_TIMEOUT`], a call with its
+/// retries [`OPERATION_TIMEOUT`].
+fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The SDK's own default for the behavior version berth uses (setting timeouts replaces it).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3100);
+/// ECR and IAM answer in well under a second; a paginated describe page included.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Room for three timed-out attempts and the backoff between them.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(35);

@@ -2,7 +2,8 @@
 //! counted by operation, independently of berth's own metrics. It can also answer a share of
 //! the requests with `ThrottlingException`, which moto cannot produce, answer every request of
 //! one operation with a given AWS error until told to stop, and hold moto's answers back for a
-//! while (as a slow network would).
+//! while (as a slow network would). With `inject_faults`, a seeded fraction of all requests
+//! meets one of the faults of a real network and service (see [`Fault`]), each counted.
 //!
 //! With `BERTH_RECORD_OPERATIONS=<file>` every forwarded request is also appended to that file
 //! as `<service>:<Operation>` (e.g. `ecr:DescribeRepositories`), and every operator a test
@@ -11,27 +12,121 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// One request the proxy saw.
 #[derive(Clone, Debug)]
 pub struct Call {
+    /// Its place in the order of arrival, from 0.
+    pub id: u64,
     pub operation: String,
     /// The SDK's `amz-sdk-invocation-id`: the same for every retry of one call.
     pub invocation: String,
     pub at: Instant,
+    /// The request body as text (JSON for ECR, a form for IAM and STS).
+    pub body: String,
+    /// The fault this request met, if any (from `inject_faults`, or `lose_next_answer`).
+    pub fault: Option<Fault>,
+    /// The HTTP status moto answered with; None when the request did not reach moto.
+    pub upstream_status: Option<u16>,
 }
+
+impl Call {
+    /// Whether the request names `name` (a repository, a role), as a whole word: the
+    /// characters around it cannot be part of a name (so `ns/a` is not in `ns/a-2`), and
+    /// `ns/a` is found in an ARN `...:repository/ns/a` too.
+    pub fn names(&self, name: &str) -> bool {
+        let part_of_name = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        self.body.match_indices(name).any(|(at, _)| {
+            let before = self.body[..at].chars().next_back();
+            let after = self.body[at + name.len()..].chars().next();
+            !before.is_some_and(part_of_name) && !after.is_some_and(|c| part_of_name(c) || c == '/')
+        })
+    }
+}
+
+/// A fault of the network or the service, as AWS clients meet them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// `ThrottlingException` (JSON) or `Throttling` (query), HTTP 400.
+    Throttle,
+    /// `InternalFailure` (500) or `ServiceUnavailable` (503), in the protocol's shape.
+    ServerError,
+    /// No answer for [`Faults::delay`] (far longer than berth's SDK attempt timeout: only a
+    /// timeout ends the wait), then the connection is closed; the request never reaches moto.
+    Delay,
+    /// The connection is closed without an answer; the request never reaches moto.
+    Drop,
+    /// Writes only: moto carries the request out, and its answer is replaced by a 5xx or a
+    /// closed connection: the write happened, the client did not hear.
+    LostAnswer,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Delay,
+        Fault::Drop,
+        Fault::LostAnswer,
+    ];
+}
+
+/// What `inject_faults` does: `fraction` of the requests (chosen by a generator seeded with
+/// `seed`, in arrival order) each meet one of `kinds`, picked uniformly among those that apply
+/// (a read cannot lose a write's answer).
+#[derive(Clone, Debug)]
+pub struct Faults {
+    pub fraction: f64,
+    pub seed: u64,
+    pub kinds: Vec<Fault>,
+    /// How long a `Delay` holds a request.
+    pub delay: Duration,
+}
+
+impl Faults {
+    /// Every kind of fault, on `fraction` of the requests; a delayed request is answered by
+    /// nothing but a closed connection ten minutes later, longer than any test waits.
+    pub fn all(fraction: f64, seed: u64) -> Faults {
+        Faults {
+            fraction,
+            seed,
+            kinds: Fault::ALL.to_vec(),
+            delay: Duration::from_secs(600),
+        }
+    }
+}
+
+/// splitmix64: a well-mixed 64-bit value from `x`, the same everywhere (no crate's stream).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The connection was closed on purpose, without an answer (hyper closes it when the service
+/// fails).
+#[derive(Debug)]
+struct Closed;
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed by the fault injection")
+    }
+}
+
+impl std::error::Error for Closed {}
 
 #[derive(Clone)]
 struct Shared {
@@ -52,6 +147,45 @@ struct Shared {
     release: Arc<tokio::sync::watch::Sender<bool>>,
     /// Answers waiting now.
     held: Arc<AtomicU32>,
+    /// The fault mode, if on.
+    faults: Arc<Mutex<Option<Faults>>>,
+    /// Requests the fault mode has seen: the generator's position.
+    drawn: Arc<AtomicU64>,
+    /// Requests seen: the next call's id.
+    arrived: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// Notes on the call `id` what moto answered, and whether that answer was lost.
+    fn record_answer(&self, id: u64, status: Option<u16>, lost: bool) {
+        let mut calls = self.calls.lock().unwrap();
+        if let Some(call) = calls.iter_mut().rev().find(|call| call.id == id) {
+            call.upstream_status = status;
+            if lost {
+                call.fault = Some(Fault::LostAnswer);
+            }
+        }
+    }
+
+    /// The fault for the next request, if the fault mode gives it one.
+    fn draw_fault(&self, write: bool) -> Option<(Fault, u64)> {
+        let faults = self.faults.lock().unwrap().clone()?;
+        let n = self.drawn.fetch_add(1, Ordering::SeqCst);
+        let draw = mix(faults.seed ^ mix(n));
+        // 53 random bits as a fraction of 1
+        if (draw >> 11) as f64 / (1u64 << 53) as f64 >= faults.fraction {
+            return None;
+        }
+        let applicable: Vec<Fault> = faults
+            .kinds
+            .iter()
+            .copied()
+            .filter(|kind| write || *kind != Fault::LostAnswer)
+            .collect();
+        let more = mix(draw);
+        let kind = *applicable.get((more % applicable.len().max(1) as u64) as usize)?;
+        Some((kind, mix(more)))
+    }
 }
 
 pub struct AwsProxy {
@@ -124,13 +258,68 @@ pub fn recording_endpoint(upstream: &str) -> Option<String> {
     Some(endpoint.clone())
 }
 
-async fn forward(State(shared): State<Shared>, request: Request) -> Response {
+/// An AWS error answer in the request's protocol: JSON (`X-Amz-Target`) or query (XML).
+fn aws_error(json: bool, status: StatusCode, code: &str, message: &str) -> Response {
+    let (content_type, text) = if json {
+        (
+            "application/x-amz-json-1.1",
+            format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+        )
+    } else {
+        let side = if status.is_server_error() { "Receiver" } else { "Sender" };
+        (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>{side}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+            ),
+        )
+    };
+    (status, [(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+/// A throttling answer (the codes differ by protocol).
+fn throttled(json: bool) -> Response {
+    let code = if json { "ThrottlingException" } else { "Throttling" };
+    aws_error(json, StatusCode::BAD_REQUEST, code, "Rate exceeded")
+}
+
+/// A 500 or a 503, by `bits`.
+fn server_error(json: bool, bits: u64) -> Response {
+    if bits.is_multiple_of(2) {
+        aws_error(
+            json,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "injected fault",
+        )
+    } else {
+        aws_error(
+            json,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "injected fault",
+        )
+    }
+}
+
+/// Serves one connection; a request answered by `Err` closes it without an answer.
+async fn serve_connection(shared: Shared, stream: tokio::net::TcpStream) {
+    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        forward(shared.clone(), request.map(Body::new))
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+async fn forward(shared: Shared, request: axum::http::Request<Body>) -> Result<Response, Closed> {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        Err(_) => return Ok(StatusCode::BAD_REQUEST.into_response()),
     };
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let json = target.is_some();
     let operation = operation(target, &body);
     let invocation = parts
         .headers
@@ -138,41 +327,46 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    // the other modes come first; the fault mode draws only for what they let through
+    let persistent = shared.fail_always.lock().unwrap().get(&operation).cloned();
+    let injected = persistent.or_else(|| shared.fail_next.lock().unwrap().remove(&operation));
+    let every = shared.throttle_every.load(Ordering::SeqCst);
+    let throttle = every > 0 && shared.seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(every);
+    let drawn = if injected.is_none() && !throttle {
+        shared.draw_fault(is_write(&operation))
+    } else {
+        None
+    };
+    let id = shared.arrived.fetch_add(1, Ordering::SeqCst);
     shared.calls.lock().unwrap().push(Call {
+        id,
         operation: operation.clone(),
         invocation,
         at: Instant::now(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        fault: drawn.map(|(fault, _)| fault),
+        upstream_status: None,
     });
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     record_operation(service(authorization), &operation);
 
-    let persistent = shared.fail_always.lock().unwrap().get(&operation).cloned();
-    let injected = persistent.or_else(|| shared.fail_next.lock().unwrap().remove(&operation));
     if let Some((code, message)) = injected {
-        let body = format!(r#"{{"__type":"{code}","message":"{message}"}}"#);
-        return (
-            StatusCode::BAD_REQUEST,
-            [(header::CONTENT_TYPE, "application/x-amz-json-1.1")],
-            body,
-        )
-            .into_response();
+        return Ok(aws_error(true, StatusCode::BAD_REQUEST, &code, &message));
+    }
+    if throttle {
+        return Ok(throttled(json));
     }
 
-    let every = shared.throttle_every.load(Ordering::SeqCst);
-    if every > 0 && shared.seen.fetch_add(1, Ordering::SeqCst) % every == 0 {
-        let json = target.is_some();
-        let (content_type, text) = if json {
-            (
-                "application/x-amz-json-1.1",
-                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_owned(),
-            )
-        } else {
-            (
-                "text/xml",
-                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>".to_owned(),
-            )
-        };
-        return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, content_type)], text).into_response();
+    match drawn {
+        Some((Fault::Throttle, _)) => return Ok(throttled(json)),
+        Some((Fault::ServerError, bits)) => return Ok(server_error(json, bits)),
+        Some((Fault::Delay, _)) => {
+            let delay = shared.faults.lock().unwrap().as_ref().map(|f| f.delay);
+            tokio::time::sleep(delay.unwrap_or_default()).await;
+            return Err(Closed);
+        }
+        Some((Fault::Drop, _)) => return Err(Closed),
+        Some((Fault::LostAnswer, _)) | None => {}
     }
 
     let uri = format!(
@@ -187,6 +381,7 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     let upstream = upstream.body(Full::new(body)).expect("a valid request");
     let lose_answer = shared.lose_next_answer.lock().unwrap().remove(&operation);
     let answer = shared.client.request(upstream).await;
+    shared.record_answer(id, answer.as_ref().ok().map(|a| a.status().as_u16()), lose_answer);
     if shared.hold.lock().unwrap().contains(&operation) {
         // moto has answered as things were now; the client gets that answer only later
         let mut release = shared.release.subscribe();
@@ -194,31 +389,26 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
         let _ = release.wait_for(|released| *released).await;
         shared.held.fetch_sub(1, Ordering::SeqCst);
     }
+    if let (Ok(_), Some((Fault::LostAnswer, bits))) = (&answer, drawn) {
+        // moto carried it out; the answer is lost as a closed connection or a 5xx
+        return if bits.is_multiple_of(3) {
+            Err(Closed)
+        } else {
+            Ok(server_error(json, bits / 3))
+        };
+    }
     match answer {
-        Ok(_) if lose_answer => {
-            let (content_type, text) = if target.is_some() {
-                (
-                    "application/x-amz-json-1.1",
-                    r#"{"__type":"InternalFailure","message":"answer lost"}"#,
-                )
-            } else {
-                (
-                    "text/xml",
-                    "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>answer lost</Message></Error></ErrorResponse>",
-                )
-            };
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                [(header::CONTENT_TYPE, content_type)],
-                text,
-            )
-                .into_response()
-        }
+        Ok(_) if lose_answer => Ok(aws_error(
+            json,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "answer lost",
+        )),
         Ok(response) => {
             let (parts, body) = response.into_parts();
-            Response::from_parts(parts, Body::new(body))
+            Ok(Response::from_parts(parts, Body::new(body)))
         }
-        Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+        Err(error) => Ok((StatusCode::BAD_GATEWAY, error.to_string()).into_response()),
     }
 }
 
@@ -236,11 +426,20 @@ impl AwsProxy {
             hold: Arc::default(),
             release: Arc::new(tokio::sync::watch::channel(false).0),
             held: Arc::default(),
+            faults: Arc::default(),
+            drawn: Arc::default(),
+            arrived: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();
-        let router = axum::Router::new().fallback(forward).with_state(shared.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let serving = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve_connection(serving.clone(), stream));
+                }
+            }
+        });
         AwsProxy {
             endpoint: format!("http://{address}"),
             shared,
@@ -304,6 +503,32 @@ impl AwsProxy {
     pub fn release_answers(&self) {
         self.shared.hold.lock().unwrap().clear();
         self.shared.release.send_replace(true);
+    }
+
+    /// From now on, gives `faults.fraction` of all requests a fault (see [`Faults`]).
+    pub fn inject_faults(&self, faults: Faults) {
+        *self.shared.faults.lock().unwrap() = Some(faults);
+    }
+
+    /// Turns the fault mode off.
+    pub fn stop_faults(&self) {
+        *self.shared.faults.lock().unwrap() = None;
+    }
+
+    /// Faults injected so far, by kind and operation.
+    pub fn fault_counts(&self) -> BTreeMap<(Fault, String), u64> {
+        let mut counts = BTreeMap::new();
+        for call in self.shared.calls.lock().unwrap().iter() {
+            if let Some(fault) = call.fault {
+                *counts.entry((fault, call.operation.clone())).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// Every request seen so far, in arrival order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.calls.lock().unwrap().clone()
     }
 
     /// Requests seen so far, by operation.

@@ -40,14 +40,38 @@ fn desired_text(policy: &LifecyclePolicy) -> Result<(Vec<lifecycle::Rule>, Strin
     Ok((rules, text))
 }
 
-/// The namespace's EcrRepositories and its valid LifecyclePolicies (an invalid policy governs
-/// nothing, so it cannot win a repository it would not manage).
-async fn read_namespace(runtime: &Runtime, namespace: &str) -> Result<(Vec<RepositoryView>, Vec<PolicyView>)> {
-    let repositories = runtime.repositories.live(Some(namespace)).await;
-    let policies = Api::<LifecyclePolicy>::namespaced(runtime.client.clone(), namespace)
+/// The EcrRepositories of the policy's namespace that can matter to it (those it selects, those
+/// that name it as their governor, those its record holds: no other enters `assign` or
+/// `unhandled` for this policy), and the namespace's valid LifecyclePolicies (an invalid policy
+/// governs nothing, so it cannot win a repository it would not manage). A view of every
+/// repository of the namespace per reconcile was the largest transient allocation at scale.
+async fn read_namespace(runtime: &Runtime, policy: &LifecyclePolicy) -> Result<(Vec<RepositoryView>, Vec<PolicyView>)> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let me = PolicyView::of(policy);
+    let recorded: std::collections::HashSet<&str> = policy
+        .status
+        .iter()
+        .flat_map(|status| &status.enforced)
+        .flat_map(|group| group.names.iter().map(String::as_str))
+        .collect();
+    let relevant = |repository: &EcrRepository| {
+        let status = repository.status.as_ref();
+        me.selects_object(repository)
+            || status.and_then(|s| s.lifecycle_policy.as_deref()) == Some(me.name.as_str())
+            || status
+                .and_then(|s| s.repository_arn.as_deref())
+                .and_then(crate::naming::repository_arn_parts)
+                .is_some_and(|(_, name)| recorded.contains(name))
+    };
+    let repositories = runtime.repositories.live(Some(&namespace)).await;
+    let policies = Api::<LifecyclePolicy>::namespaced(runtime.client.clone(), &namespace)
         .list(&ListParams::default())
         .await?;
-    let repositories = repositories.iter().map(|r| RepositoryView::of(r)).collect();
+    let repositories = repositories
+        .iter()
+        .filter(|r| relevant(r))
+        .map(|r| RepositoryView::of(r))
+        .collect();
     let policies = policies
         .items
         .iter()
@@ -59,9 +83,8 @@ async fn read_namespace(runtime: &Runtime, namespace: &str) -> Result<(Vec<Repos
 
 pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtime) -> Result<Action> {
     let (rules, text) = desired_text(policy)?;
-    let namespace = policy.namespace().unwrap_or_default();
     let id = ObjectId::of(KIND, policy);
-    let (repositories, policies) = read_namespace(runtime, &namespace).await?;
+    let (repositories, policies) = read_namespace(runtime, policy).await?;
     let me = PolicyView::of(policy);
     let assignment = assign(&me, &policies, &repositories);
     let enforce = policy.spec.mode == LifecycleMode::Enforce;
@@ -433,8 +456,7 @@ pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runt
     if !policy.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
-    let namespace = policy.namespace().unwrap_or_default();
-    let (repositories, policies) = read_namespace(runtime, &namespace).await?;
+    let (repositories, policies) = read_namespace(runtime, policy).await?;
     let me = PolicyView::of(policy);
     let assignment = assign(&me, &policies, &repositories);
     let recorded = recorded(policy);

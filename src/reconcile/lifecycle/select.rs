@@ -68,14 +68,24 @@ impl PolicyView {
     }
 
     pub fn selects(&self, repository: &RepositoryView) -> bool {
+        self.matches(&repository.name, Some(&repository.labels))
+    }
+
+    /// `selects` on the object itself, without building its view.
+    pub fn selects_object(&self, repository: &EcrRepository) -> bool {
+        let name = repository.metadata.name.as_deref().unwrap_or_default();
+        self.matches(name, repository.metadata.labels.as_ref())
+    }
+
+    fn matches(&self, name: &str, labels: Option<&BTreeMap<String, String>>) -> bool {
         if self.deleting {
             return false;
         }
         match &self.selector {
-            Selector::Labels(labels) => labels
+            Selector::Labels(selector) => selector
                 .iter()
-                .all(|(key, value)| repository.labels.get(key) == Some(value)),
-            Selector::Names(names) => names.contains(&repository.name),
+                .all(|(key, value)| labels.and_then(|labels| labels.get(key)) == Some(value)),
+            Selector::Names(names) => names.iter().any(|selected| selected == name),
         }
     }
 

@@ -226,6 +226,54 @@ mod tests {
     }
 
     #[test]
+    fn selecting_the_object_agrees_with_selecting_its_view() {
+        let object = |name: &str, labels: Option<serde_json::Value>| -> EcrRepository {
+            let mut metadata = serde_json::json!({"name": name, "namespace": "team"});
+            if let Some(labels) = labels {
+                metadata["labels"] = labels;
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository",
+                "metadata": metadata, "spec": {},
+            }))
+            .unwrap()
+        };
+        let objects = [
+            object("api", Some(serde_json::json!({"tier": "prod", "team": "a"}))),
+            object("web", Some(serde_json::json!({"tier": "dev"}))),
+            object("bare", None),
+        ];
+        let mut deleting = policy("d", 1, labels(&[("tier", "dev")]));
+        deleting.deleting = true;
+        let policies = [
+            policy("p", 1, labels(&[("tier", "prod")])),
+            policy("q", 1, labels(&[("tier", "prod"), ("team", "b")])),
+            policy("n", 1, Selector::Names(names(&["web", "bare"]))),
+            policy("e", 1, labels(&[])),
+            deleting,
+        ];
+        let mut selected = 0;
+        for policy in &policies {
+            for repository in &objects {
+                let by_view = policy.selects(&RepositoryView::of(repository));
+                assert_eq!(
+                    policy.selects_object(repository),
+                    by_view,
+                    "{} {:?}",
+                    policy.name,
+                    repository.metadata.name
+                );
+                selected += usize::from(by_view);
+            }
+        }
+        assert_eq!(
+            selected,
+            1 + 2 + 3,
+            "p: api; n: web, bare; e (empty selector): all three"
+        );
+    }
+
+    #[test]
     fn the_older_policy_wins_then_the_smaller_name_and_the_other_reports_a_conflict() {
         let repositories = vec![repository("api", &[("tier", "prod")], None)];
         let old = policy("zeta", 1, labels(&[("tier", "prod")]));

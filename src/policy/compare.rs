@@ -9,8 +9,11 @@ use serde_json::{Map, Value};
 /// ECR returns plain JSON.
 pub fn parse_policy(text: &str) -> Result<Value, String> {
     let trimmed = text.trim();
-    if trimmed.starts_with('{') {
-        return serde_json::from_str(trimmed).map_err(|e| format!("policy is not valid JSON: {e}"));
+    // Plain JSON first: IAM's URL-encoded form is never valid JSON, while plain JSON may hold a
+    // `%` sequence that URL-decoding would change (found by the property test: `[["%0a"]]`).
+    let plain = serde_json::from_str(trimmed);
+    if plain.is_ok() || trimmed.starts_with('{') {
+        return plain.map_err(|e| format!("policy is not valid JSON: {e}"));
     }
     let decoded = percent_encoding::percent_decode_str(trimmed)
         .decode_utf8()

@@ -26,6 +26,21 @@ async fn repository_policy(s: &Setup, name: &str) -> Option<Value> {
     }
 }
 
+/// Widens a push role's trust policy out of band: any repository of any owner may assume it.
+async fn widen_trust_policy(iam: &aws_sdk_iam::Client, role_name: &str, provider: &str) {
+    iam.update_assume_role_policy()
+        .role_name(role_name)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "repo:*"}}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_policy_and_push_role_follow_the_spec() {
     let Some(s) = setup("e2e-access").await else { return };
@@ -188,17 +203,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
     );
 
     // a trust policy widened out of band (any repository may assume the role) is set back too
-    iam.update_assume_role_policy()
-        .role_name(&role_name)
-        .policy_document(
-            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "repo:*"}}}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    widen_trust_policy(&iam, &role_name, &provider).await;
     let restored = wait_for(TIMEOUT, || async {
         let current = role(&iam, &role_name).await?;
         (policy::parse_policy(current.assume_role_policy_document()?).ok()? == expected_trust).then_some(())
@@ -544,18 +549,10 @@ async fn a_steady_resync_reads_each_push_role_once() {
             .unwrap(),
     )
     .unwrap();
-    let provider = trust_before["Statement"][0]["Principal"]["Federated"].clone();
-    iam.update_assume_role_policy()
-        .role_name(&role_name)
-        .policy_document(
-            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "repo:*"}}}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let provider = trust_before["Statement"][0]["Principal"]["Federated"]
+        .as_str()
+        .expect("the trust policy names its OIDC provider");
+    widen_trust_policy(&iam, &role_name, provider).await;
     iam.put_role_policy()
         .role_name(&role_name)
         .policy_name("berth-push")

@@ -83,16 +83,7 @@ async fn repository_snapshot(ecr: &aws_sdk_ecr::Client, name: &str) -> Snapshot 
         .await
         .unwrap_or_else(|e| panic!("{name} is gone: {e:?}"));
     let arn = described.repositories()[0].repository_arn().unwrap().to_owned();
-    let tags = ecr
-        .list_tags_for_resource()
-        .resource_arn(&arn)
-        .send()
-        .await
-        .expect("ListTagsForResource")
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-        .collect();
+    let tags = common::repository_tags(ecr, &arn).await;
     let mut policies = BTreeMap::new();
     if let Ok(policy) = ecr.get_repository_policy().repository_name(name).send().await {
         policies.insert("repository".into(), policy.policy_text().unwrap_or_default().to_owned());

@@ -18,20 +18,6 @@ async fn describe(ecr: &aws_sdk_ecr::Client, name: &str) -> Option<aws_sdk_ecr::
     }
 }
 
-async fn tags(ecr: &aws_sdk_ecr::Client, arn: &str) -> BTreeMap<String, String> {
-    let output = ecr
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .expect("ListTagsForResource");
-    output
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_update_correct_drift_and_retain() {
     let Some(s) = setup("e2e-life").await else { return };
@@ -71,7 +57,7 @@ async fn create_update_correct_drift_and_retain() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    assert_eq!(tags(&s.ecr, &arn).await, expected_tags);
+    assert_eq!(common::repository_tags(&s.ecr, &arn).await, expected_tags);
     assert_eq!(s.events("api", "Created").await.len(), 1);
 
     // once the statistics are in (an empty repository: 0 images, 0 bytes), a second look at an
@@ -103,7 +89,7 @@ async fn create_update_correct_drift_and_retain() {
     wait_reason(&s.repositories, "api", "Synced", &operator).await;
     let repository = describe(&s.ecr, &name).await.unwrap();
     assert_eq!(repository.image_tag_mutability(), Some(&ImageTagMutability::Mutable));
-    let current_tags = tags(&s.ecr, &arn).await;
+    let current_tags = common::repository_tags(&s.ecr, &arn).await;
     assert_eq!(current_tags.get("team").map(String::as_str), Some("checkout"));
     assert_eq!(current_tags.get("env").map(String::as_str), Some("prod"));
     assert_eq!(current_tags.len(), 4, "{current_tags:?}");
@@ -125,7 +111,7 @@ async fn create_update_correct_drift_and_retain() {
         .unwrap();
     let reverted = wait_for(Duration::from_secs(20), || async {
         let repository = describe(&s.ecr, &name).await?;
-        let current = tags(&s.ecr, &arn).await;
+        let current = common::repository_tags(&s.ecr, &arn).await;
         (repository.image_tag_mutability() == Some(&ImageTagMutability::Mutable) && !current.contains_key("rogue"))
             .then_some(())
     })
@@ -249,7 +235,11 @@ async fn adoption_and_ownership() {
         .repository_arn()
         .unwrap()
         .to_owned();
-    assert!(!tags(&s.ecr, &arn).await.contains_key("berth.dev/owner"));
+    assert!(
+        !common::repository_tags(&s.ecr, &arn)
+            .await
+            .contains_key("berth.dev/owner")
+    );
 
     // accepted with it
     s.merge(
@@ -258,7 +248,7 @@ async fn adoption_and_ownership() {
     )
     .await;
     wait_reason(&s.repositories, "legacy", "Synced", &operator).await;
-    let adopted_tags = tags(&s.ecr, &arn).await;
+    let adopted_tags = common::repository_tags(&s.ecr, &arn).await;
     assert_eq!(
         adopted_tags.get("berth.dev/owner"),
         Some(&format!("{}/{}/legacy", operator.cluster_id, s.namespace))
@@ -282,7 +272,10 @@ async fn adoption_and_ownership() {
             .contains("legacy")
     );
     assert_eq!(
-        tags(&s.ecr, &arn).await.get("team").map(String::as_str),
+        common::repository_tags(&s.ecr, &arn)
+            .await
+            .get("team")
+            .map(String::as_str),
         Some("new"),
         "the twin must not write"
     );

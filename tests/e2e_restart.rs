@@ -95,21 +95,6 @@ async fn iam_roles(s: &Setup, iam: &aws_sdk_iam::Client) -> BTreeMap<String, Str
         .collect()
 }
 
-async fn repository_tags(s: &Setup, arn: &str) -> BTreeMap<String, String> {
-    let output = s
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .expect("ListTagsForResource");
-    output
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-        .collect()
-}
-
 /// berth's two ownership tags for the object `name`, as the operator `cluster_id` writes them.
 fn ownership(cluster_id: &str, namespace: &str, name: &str) -> [(String, String); 2] {
     [
@@ -220,7 +205,7 @@ async fn a_berth_killed_while_converging_200_repositories_is_replaced_without_du
             let arn = repositories[&format!("{}/{name}", s.namespace)].clone();
             let expected = ownership(cluster_id, &s.namespace, &name);
             let s = &s;
-            async move { (!carries(&repository_tags(s, &arn).await, &expected)).then_some(name) }
+            async move { (!carries(&common::repository_tags(&s.ecr, &arn).await, &expected)).then_some(name) }
         })
         .buffer_unordered(8)
         .filter_map(std::future::ready)
@@ -374,9 +359,9 @@ async fn survives_an_apiserver_restart(prefix: &str, leading: bool) {
     }
     let converged_after = back.elapsed();
     let repositories = ecr_repositories(&s).await;
-    let one = repository_tags(&s, &repositories[&format!("{}/one", s.namespace)]).await;
+    let one = common::repository_tags(&s.ecr, &repositories[&format!("{}/one", s.namespace)]).await;
     assert_eq!(one.get("team").map(String::as_str), Some("after"), "{one:?}");
-    let created = repository_tags(&s, repositories.get(&three).expect("'three' created")).await;
+    let created = common::repository_tags(&s.ecr, repositories.get(&three).expect("'three' created")).await;
     assert!(carries(
         &created,
         &ownership(&operator.cluster_id, &s.namespace, "three")

@@ -369,6 +369,21 @@ pub async fn ecr_client(testbed: &Testbed, region: &str) -> aws_sdk_ecr::Client 
     aws_sdk_ecr::Client::from_conf(config)
 }
 
+/// A repository's tags as ECR holds them (read directly, not through berth).
+pub async fn repository_tags(ecr: &aws_sdk_ecr::Client, arn: &str) -> std::collections::BTreeMap<String, String> {
+    let output = ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .expect("ListTagsForResource");
+    output
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
 /// The IAM role `name`, or None when IAM has no such role.
 pub async fn iam_role(iam: &aws_sdk_iam::Client, name: &str) -> Option<aws_sdk_iam::types::Role> {
     match iam.get_role().role_name(name).send().await {

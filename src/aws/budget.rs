@@ -477,15 +477,8 @@ mod tests {
     /// cap is not sent, classified `RateLimited`, and counted as a refusal, not a request.
     #[tokio::test]
     async fn an_sdk_call_beyond_the_budget_is_refused_before_it_is_sent() {
-        let sdk_config = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("eu-west-1"))
-            // nothing listens there: a sent attempt fails as unreachable (and the SDK retries it)
-            .endpoint_url("http://127.0.0.1:9")
-            .credentials_provider(aws_sdk_ecr::config::SharedCredentialsProvider::new(
-                aws_sdk_ecr::config::Credentials::new("AKIDTEST", "secret", None, None, "test"),
-            ))
-            .build();
+        // a sent attempt fails as unreachable (and the SDK retries it)
+        let sdk_config = crate::aws::unreachable_sdk_config();
         let metrics = crate::telemetry::Metrics::new();
         let limits = RateLimits {
             ecr_per_second: 0.1,

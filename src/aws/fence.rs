@@ -206,14 +206,7 @@ mod tests {
     /// refused attempt is not counted as a request.
     #[tokio::test]
     async fn a_closed_fence_stops_an_sdk_call_before_it_is_sent() {
-        let sdk_config = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:9")
-            .credentials_provider(aws_sdk_ecr::config::SharedCredentialsProvider::new(
-                aws_sdk_ecr::config::Credentials::new("AKIDTEST", "secret", None, None, "test"),
-            ))
-            .build();
+        let sdk_config = crate::aws::unreachable_sdk_config();
         let metrics = crate::telemetry::Metrics::new();
         let fence = Fence::closed();
         let clients = super::super::AwsClients::new(sdk_config, metrics.aws.clone()).fenced_by(fence.clone());

@@ -170,3 +170,18 @@ pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_milli
 pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Room for three timed-out attempts and the backoff between them.
 pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(35);
+
+/// For unit tests of what happens before a request is sent: an SDK configuration for eu-west-1
+/// with static credentials and an endpoint nothing listens on, so a sent call fails as
+/// unreachable.
+#[cfg(test)]
+pub(crate) fn unreachable_sdk_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(aws_sdk_ecr::config::SharedCredentialsProvider::new(
+            aws_sdk_ecr::config::Credentials::new("AKIDTEST", "secret", None, None, "test"),
+        ))
+        .build()
+}

@@ -255,7 +255,7 @@ async fn read_repository_scanning(
     runtime: &Runtime,
     desired: &DesiredScanning,
 ) -> Result<Vec<(ObjectKey, String)>> {
-    let repositories = managed_repositories(runtime, &desired.region).await?;
+    let repositories = managed_repositories(runtime, &desired.region).await;
     let names_and_keys: Vec<(&ObjectKey, &String)> = repositories.iter().map(|(k, n, _)| (k, n)).collect();
     let fingerprint = crate::naming::fnv1a(format!("{names_and_keys:?}").as_bytes());
     let marker = (runtime.epoch(), policy.metadata.generation, fingerprint);
@@ -293,7 +293,7 @@ async fn read_repository_scanning(
 }
 
 /// Every EcrRepository berth manages in `region`: (object, ECR name, what its status holds).
-async fn managed_repositories(runtime: &Runtime, region: &str) -> Result<Vec<(ObjectKey, String, ScanRecord)>> {
+async fn managed_repositories(runtime: &Runtime, region: &str) -> Vec<(ObjectKey, String, ScanRecord)> {
     let mut managed = Vec::new();
     for repository in runtime.repositories.live(None).await {
         let Some((repository_region, name)) = repository
@@ -310,7 +310,7 @@ async fn managed_repositories(runtime: &Runtime, region: &str) -> Result<Vec<(Ob
         }
     }
     managed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(managed)
+    managed
 }
 
 /// The covered repositories become the findings refresher's targets; the others of the region
@@ -371,7 +371,7 @@ pub async fn cleanup(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> R
     }
     // every repository of the region this policy wrote on
     let keys: Vec<ObjectKey> = managed_repositories(runtime, &region)
-        .await?
+        .await
         .into_iter()
         .map(|(key, _, _)| key)
         .collect();

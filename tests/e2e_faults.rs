@@ -254,6 +254,17 @@ fn writes_naming<'a>(calls: &'a [Call], name: &str) -> Vec<&'a Call> {
         .collect()
 }
 
+/// No write named any of `unowned` (resources berth does not own).
+fn assert_no_write_names<'a>(calls: &[Call], unowned: impl Iterator<Item = &'a String>) {
+    for name in unowned {
+        let writes = writes_naming(calls, name);
+        assert!(
+            writes.is_empty(),
+            "writes naming {name}, which berth does not own: {writes:?}"
+        );
+    }
+}
+
 /// Names whose `operation` reached moto and succeeded more than once (created twice), and
 /// names whose `operation` was carried out with its answer lost and then refused by moto as a
 /// duplicate (berth retried and had to recover from AlreadyExists of its own resource).
@@ -506,13 +517,7 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
         .map(|c| c.operation.as_str())
         .collect();
     assert!(deletes.is_empty(), "deletes while creating: {deletes:?}");
-    for name in unowned_repositories.iter().chain(&unowned_roles) {
-        let writes = writes_naming(&calls, name);
-        assert!(
-            writes.is_empty(),
-            "writes naming {name}, which berth does not own: {writes:?}"
-        );
-    }
+    assert_no_write_names(&calls, unowned_repositories.iter().chain(&unowned_roles));
     assert_eq!(unchanged().await, before);
 
     // every connection closed without an answer for a while: berth reports that as a failure
@@ -578,13 +583,7 @@ async fn with_a_fifth_of_aws_calls_failing_everything_converges_and_nothing_unow
     wanted_roles.sort();
     assert_eq!(roles, wanted_roles, "after deletion");
     let calls = proxy.calls();
-    for name in unowned_repositories.iter().chain(&unowned_roles) {
-        let writes = writes_naming(&calls, name);
-        assert!(
-            writes.is_empty(),
-            "writes naming {name}, which berth does not own: {writes:?}"
-        );
-    }
+    assert_no_write_names(&calls, unowned_repositories.iter().chain(&unowned_roles));
     assert_eq!(unchanged().await, before);
     // every removal named what a spec asked to remove: a Delete repository, its push role, or
     // the rules the deleted LifecyclePolicy had put on the repositories it governed

@@ -263,6 +263,11 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
     runtime
         .repositories
         .replace(repositories.iter().map(Controller::store).collect());
+    kinds
+        .lifecycles
+        .reconciler
+        .policies
+        .replace(lifecycles.iter().map(Controller::store).collect());
     let refresher = images::stats::refresh_loop(
         &runtime.images,
         &runtime.stats,

@@ -43,17 +43,14 @@ impl ObjectId {
     }
 }
 
-/// The reflector stores of the EcrRepository Controllers of the current leader term (one per
-/// watched scope). Reading them costs no apiserver request; at 10,000 repositories a list per
-/// reconcile would cost one full decode of every object each time.
-/// The reflector stores of the EcrRepository Controllers of the current leader term (one per
-/// watched scope). Reading them costs no apiserver request; at 10,000 repositories a list per
-/// reconcile would decode every object each time.
-pub struct RepositoryStores {
-    stores: tokio::sync::watch::Sender<Vec<Store<EcrRepository>>>,
+/// The reflector stores of one kind's Controllers in the current leader term (one per watched
+/// scope). Reading them costs no apiserver request; at 10,000 repositories a list per reconcile
+/// would decode every object each time.
+pub struct Stores<K: Resource<DynamicType = ()> + Clone + 'static> {
+    stores: tokio::sync::watch::Sender<Vec<Store<K>>>,
 }
 
-impl Default for RepositoryStores {
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Default for Stores<K> {
     fn default() -> Self {
         Self {
             stores: tokio::sync::watch::Sender::new(Vec::new()),
@@ -61,16 +58,16 @@ impl Default for RepositoryStores {
     }
 }
 
-impl RepositoryStores {
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Stores<K> {
     /// The stores of a new term (the previous term's are dropped with its Controllers).
-    pub fn replace(&self, stores: Vec<Store<EcrRepository>>) {
+    pub fn replace(&self, stores: Vec<Store<K>>) {
         self.stores.send_replace(stores);
     }
 
-    /// Every EcrRepository in `namespace` (None: in every watched scope), not being deleted,
-    /// once every store has been filled by its first list. Never an empty answer for a store
-    /// that is not filled yet: a policy would release every repository it governs.
-    pub async fn live(&self, namespace: Option<&str>) -> Vec<Arc<EcrRepository>> {
+    /// Every object in `namespace` (None: in every watched scope), not being deleted, once
+    /// every store has been filled by its first list. Never an empty answer for a store that is
+    /// not filled yet: a LifecyclePolicy would release every repository it governs.
+    pub async fn live(&self, namespace: Option<&str>) -> Vec<Arc<K>> {
         let mut receiver = self.stores.subscribe();
         let waited = receiver
             .wait_for(|stores| !stores.is_empty())
@@ -79,18 +76,19 @@ impl RepositoryStores {
         let Ok(stores) = waited else {
             return std::future::pending().await;
         };
-        let mut repositories = Vec::new();
+        let mut objects = Vec::new();
         for store in stores {
             if store.wait_until_ready().await.is_err() {
                 // the term's reflector is gone, and the reconcile asking is being dropped with it
                 std::future::pending::<()>().await;
             }
-            repositories.extend(store.state().into_iter().filter(|repository| {
-                repository.metadata.deletion_timestamp.is_none()
-                    && namespace.is_none_or(|namespace| repository.metadata.namespace.as_deref() == Some(namespace))
+            objects.extend(store.state().into_iter().filter(|object| {
+                let meta = object.meta();
+                meta.deletion_timestamp.is_none()
+                    && namespace.is_none_or(|namespace| meta.namespace.as_deref() == Some(namespace))
             }));
         }
-        repositories
+        objects
     }
 }
 
@@ -110,7 +108,7 @@ pub struct Runtime {
     pub resync_interval: Duration,
     /// The EcrRepositories of every watched scope, as the repository Controllers' reflectors
     /// see them: other kinds read them here instead of listing them from the apiserver.
-    pub repositories: RepositoryStores,
+    pub repositories: Stores<EcrRepository>,
     /// Consecutive transient failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectId, Failures>>,
     /// (generation, resync epoch) of the last reconcile that found the object in sync.
@@ -136,7 +134,7 @@ impl Runtime {
             observer: RepositoryObserver::new(registry.clone()),
             registry,
             resync_interval,
-            repositories: RepositoryStores::default(),
+            repositories: Stores::default(),
             failures: Mutex::default(),
             synced: Mutex::default(),
         }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -42,10 +42,15 @@ fn desired_text(policy: &LifecyclePolicy) -> Result<(Vec<lifecycle::Rule>, Strin
 
 /// The EcrRepositories of the policy's namespace that can matter to it (those it selects, those
 /// that name it as their governor, those its record holds: no other enters `assign` or
-/// `unhandled` for this policy), and the namespace's valid LifecyclePolicies (an invalid policy
-/// governs nothing, so it cannot win a repository it would not manage). A view of every
-/// repository of the namespace per reconcile was the largest transient allocation at scale.
-async fn read_namespace(runtime: &Runtime, policy: &LifecyclePolicy) -> Result<(Vec<RepositoryView>, Vec<PolicyView>)> {
+/// `unhandled` for this policy), and the namespace's valid LifecyclePolicies that are not being
+/// deleted (an invalid or deleting policy selects nothing, so it cannot win a repository). Both
+/// from the Controllers' stores. A view of every repository of the namespace per reconcile was
+/// the largest transient allocation at scale.
+async fn read_namespace(
+    runtime: &Runtime,
+    kind: &Lifecycles,
+    policy: &LifecyclePolicy,
+) -> (Vec<RepositoryView>, Vec<PolicyView>) {
     let namespace = policy.namespace().unwrap_or_default();
     let me = PolicyView::of(policy);
     let recorded: std::collections::HashSet<&str> = policy
@@ -64,27 +69,24 @@ async fn read_namespace(runtime: &Runtime, policy: &LifecyclePolicy) -> Result<(
                 .is_some_and(|(_, name)| recorded.contains(name))
     };
     let repositories = runtime.repositories.live(Some(&namespace)).await;
-    let policies = Api::<LifecyclePolicy>::namespaced(runtime.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await?;
+    let policies = kind.policies.live(Some(&namespace)).await;
     let repositories = repositories
         .iter()
         .filter(|r| relevant(r))
         .map(|r| RepositoryView::of(r))
         .collect();
     let policies = policies
-        .items
         .iter()
         .filter(|p| lifecycle::rules(&p.spec).is_ok())
-        .map(PolicyView::of)
+        .map(|p| PolicyView::of(p))
         .collect();
-    Ok((repositories, policies))
+    (repositories, policies)
 }
 
 pub async fn apply(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runtime) -> Result<Action> {
     let (rules, text) = desired_text(policy)?;
     let id = ObjectId::of(KIND, policy);
-    let (repositories, policies) = read_namespace(runtime, policy).await?;
+    let (repositories, policies) = read_namespace(runtime, kind, policy).await;
     let me = PolicyView::of(policy);
     let assignment = assign(&me, &policies, &repositories);
     let enforce = policy.spec.mode == LifecycleMode::Enforce;
@@ -456,7 +458,7 @@ pub async fn cleanup(policy: &LifecyclePolicy, kind: &Lifecycles, runtime: &Runt
     if !policy.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
-    let (repositories, policies) = read_namespace(runtime, policy).await?;
+    let (repositories, policies) = read_namespace(runtime, kind, policy).await;
     let me = PolicyView::of(policy);
     let assignment = assign(&me, &policies, &repositories);
     let recorded = recorded(policy);

@@ -5,8 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::api::LifecyclePolicy;
 use crate::images::RepositoryRef;
-use crate::reconcile::runtime::Runtime;
+use crate::reconcile::runtime::{Runtime, Stores};
 use crate::telemetry::ObjectKey;
 
 /// The inventory consumer name: a governed repository's images stay in memory for previews.
@@ -20,6 +21,9 @@ pub struct Lifecycles {
     confirmed: Mutex<HashMap<RepositoryRef, (u64, u64)>>,
     /// The repositories whose images each policy keeps in the inventory.
     retained: Mutex<HashMap<ObjectKey, BTreeSet<RepositoryRef>>>,
+    /// The LifecyclePolicy Controllers' own stores: selection compares each policy with the
+    /// others of its namespace without listing them from the apiserver on every reconcile.
+    pub policies: Stores<LifecyclePolicy>,
 }
 
 impl Lifecycles {
@@ -28,6 +32,7 @@ impl Lifecycles {
             images_max_age,
             confirmed: Mutex::default(),
             retained: Mutex::default(),
+            policies: Stores::default(),
         }
     }
 

@@ -107,14 +107,42 @@ fn sample(pid: u32) -> ProcessSample {
     }
 }
 
-/// Requests the apiserver has served, in total (its own `apiserver_request_total`).
-async fn apiserver_requests(client: &Client) -> f64 {
+/// Requests the apiserver has served, by verb and resource (its own `apiserver_request_total`).
+async fn apiserver_requests(client: &Client) -> BTreeMap<String, f64> {
     let request = http::Request::get("/metrics").body(Vec::new()).expect("a request");
     let text = client.request_text(request).await.unwrap_or_default();
-    text.lines()
-        .filter(|line| line.starts_with("apiserver_request_total{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    let mut requests = BTreeMap::new();
+    for line in text.lines().filter(|line| line.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        let label = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (resource, subresource) = (label("resource"), label("subresource"));
+        let key = if subresource.is_empty() {
+            format!("{} {resource}", label("verb"))
+        } else {
+            format!("{} {resource}/{subresource}", label("verb"))
+        };
+        *requests.entry(key).or_insert(0.0) += value;
+    }
+    requests
+}
+
+/// What was served between two readings of `apiserver_requests`, by verb and resource.
+fn requests_since(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(key, value)| (key.clone(), value - before.get(key).copied().unwrap_or(0.0)))
+        .filter(|(_, served)| *served > 0.0)
+        .collect()
 }
 
 fn repository(namespace: &str, index: usize, args: &Args) -> EcrRepository {
@@ -323,7 +351,7 @@ async fn main() -> anyhow::Result<()> {
     let converged_after = started.elapsed();
     let converged = sample(pid);
     let converge_counts = proxy.counts();
-    let converge_requests = apiserver_requests(&client).await - requests_before;
+    let converge_requests = requests_since(&requests_before, &apiserver_requests(&client).await);
 
     // steady state: K resyncs with nothing changing (the benchmark itself stays quiet)
     proxy.reset();
@@ -333,7 +361,7 @@ async fn main() -> anyhow::Result<()> {
     let steady_seconds = steady_started.elapsed().as_secs_f64();
     let steady = sample(pid);
     let steady_counts = proxy.counts();
-    let steady_requests = apiserver_requests(&client).await - steady_requests_before;
+    let steady_requests = requests_since(&steady_requests_before, &apiserver_requests(&client).await);
 
     let n = args.repositories as f64;
     let k = f64::from(args.resyncs);
@@ -352,7 +380,8 @@ async fn main() -> anyhow::Result<()> {
             "awsWrites": total(&converge_counts, true),
             "cpuSeconds": converged.cpu_seconds - cpu_before,
             "cpuMillisPerRepository": (converged.cpu_seconds - cpu_before) * 1000.0 / n,
-            "apiserverRequests": converge_requests,
+            "apiserverRequests": converge_requests.values().sum::<f64>(),
+            "apiserverRequestsByKind": converge_requests,
         },
         "steady": {
             "seconds": steady_seconds,
@@ -362,7 +391,8 @@ async fn main() -> anyhow::Result<()> {
             "ackReadsPerRepositoryPerResync": ACK_READS_PER_REPOSITORY,
             "ackToBerthReadRatio": if steady_reads > 0.0 { ACK_READS_PER_REPOSITORY / steady_reads } else { f64::INFINITY },
             "cpuMillisPerRepositoryPerResync": (steady.cpu_seconds - converged.cpu_seconds) * 1000.0 / n / k,
-            "apiserverRequestsPerResync": steady_requests / k,
+            "apiserverRequestsPerResync": steady_requests.values().sum::<f64>() / k,
+            "apiserverRequestsByKind": steady_requests,
         },
         "memory": {
             "peakRssMiB": steady.peak_rss_kib as f64 / 1024.0,

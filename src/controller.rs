@@ -413,8 +413,31 @@ fn lifecycle_controller(
             .collect();
         futures::stream::iter(refs)
     });
-    let controller = controller.reconcile_on(affected_policies).reconcile_on(refreshed);
+    let controller = controller
+        .reconcile_on(affected_policies)
+        .reconcile_on(coalesce(refreshed, OBSERVATION_WINDOW));
     (controller, on_repository)
+}
+
+/// How long triggers that fire per repository (an image re-read, a findings change) are
+/// gathered before the policies they name are reconciled, each once.
+const OBSERVATION_WINDOW: Duration = Duration::from_secs(5);
+
+/// At most one trigger per object per `window`, however often the source fires: a policy's
+/// reconcile walks every repository it governs, so a trigger per repository refresh made the
+/// steady cost grow with N squared (the steady profile at 3,000 repositories: the ScanPolicy
+/// summary pass about once a second). The first trigger of a window waits at most `window`.
+fn coalesce<K>(
+    triggers: impl futures::Stream<Item = ObjectRef<K>>,
+    window: Duration,
+) -> impl futures::Stream<Item = ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + 'static,
+{
+    tokio_stream::StreamExt::chunks_timeout(triggers, 4096, window).flat_map(|chunk| {
+        let unique: HashSet<ObjectRef<K>> = chunk.into_iter().collect();
+        futures::stream::iter(unique)
+    })
 }
 
 /// The ScanPolicy Controller (cluster-scoped: one for all). Besides its own kind it is triggered
@@ -431,7 +454,7 @@ fn scan_controller(kinds: &Kinds, config: &controller::Config) -> Controller<Sca
         };
         futures::stream::iter(refs)
     });
-    controller.reconcile_on(recompute)
+    controller.reconcile_on(coalesce(recompute, OBSERVATION_WINDOW))
 }
 
 /// Runs one kind's Controllers (one per watched scope) with the shared harness, reconciles every
@@ -641,5 +664,29 @@ mod tests {
         tick.send(()).unwrap();
         let again = resync.next().await.unwrap();
         assert_eq!((second_start.elapsed(), again.name), first);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn triggers_per_repository_reach_each_policy_once_per_window() {
+        let (sender, triggers) = futures::channel::mpsc::unbounded::<ObjectRef<LifecyclePolicy>>();
+        let window = Duration::from_secs(5);
+        let mut coalesced = Box::pin(coalesce(triggers, window));
+        let started = tokio::time::Instant::now();
+        // 300 repository refreshes naming two policies within the window
+        for index in 0..300 {
+            let policy = if index % 3 == 0 { "tier-a" } else { "tier-c" };
+            sender.unbounded_send(ObjectRef::new(policy).within("team")).unwrap();
+        }
+        let mut first = [coalesced.next().await.unwrap(), coalesced.next().await.unwrap()];
+        first.sort_by_key(|reference| reference.name.clone());
+        assert_eq!(first[0].name, "tier-a");
+        assert_eq!(first[1].name, "tier-c");
+        assert!(started.elapsed() <= window, "waited {:?}", started.elapsed());
+        // nothing more for the triggers already delivered
+        let quiet = tokio::time::timeout(window * 3, coalesced.next()).await;
+        assert!(quiet.is_err(), "a trigger was delivered twice: {quiet:?}");
+        // a later refresh is delivered again
+        sender.unbounded_send(ObjectRef::new("tier-a").within("team")).unwrap();
+        assert_eq!(coalesced.next().await.unwrap().name, "tier-a");
     }
 }

@@ -345,3 +345,35 @@ async fn invalid_specs_are_refused_without_aws_calls() {
     assert!(describe(&s.ecr, "someone-else/app").await.is_none());
     assert!(!s.events("foreign", "InvalidSpec").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_object_whose_repository_appeared_after_the_listing_is_planned_from_a_fresh_read() {
+    let Some(s) = setup("e2e-late").await else { return };
+    // one resync for the whole test: the region's listing is taken once, by the first object
+    let (proxy, operator) = s.operator_behind_proxy(&["--resync-interval", "1h"]).await;
+    s.create(
+        "first",
+        serde_json::json!({"repositoryName": format!("{}/first", s.namespace)}),
+    )
+    .await;
+    wait_reason(&s.repositories, "first", "Synced", &operator).await;
+    // a new object is created from the listing alone: no DescribeRepositories of its own
+    assert_eq!(proxy.invocations("DescribeRepositories").len(), 1);
+
+    // created by someone else after the listing
+    let name = format!("{}/appeared", s.namespace);
+    s.ecr.create_repository().repository_name(&name).send().await.unwrap();
+    s.create("appeared", serde_json::json!({"repositoryName": name})).await;
+    wait_reason(&s.repositories, "appeared", "AdoptionRequired", &operator).await;
+    s.merge("appeared", serde_json::json!({"spec": {"adopt": true}})).await;
+    wait_reason(&s.repositories, "appeared", "Synced", &operator).await;
+    assert_eq!(s.events("appeared", "Adopted").await.len(), 1);
+    // the RepositoryAlreadyExists answer was handled in the same reconcile: never a Conflict
+    assert!(s.events("appeared", "AwsConflict").await.is_empty());
+    let creations = proxy.invocations("CreateRepository");
+    assert_eq!(
+        creations.len(),
+        2,
+        "first, and the one attempt that found the repository there"
+    );
+}

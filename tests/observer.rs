@@ -31,6 +31,31 @@ async fn one_describe_per_region_per_resync() {
     );
     assert_eq!(registry.calls("DescribeRepository"), 0);
 
+    // for an object never reconciled the listing alone answers, without a describe of its
+    // own: a listed name is found, one created since the listing is taken as absent (creating
+    // it then answers RepositoryAlreadyExists, and the reconcile describes it)
+    assert!(
+        observer
+            .observe_listed(&testbed.region, &names[0])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let unlisted = format!("{prefix}/unlisted");
+    registry.create_plain(&testbed.region, &unlisted).await;
+    assert!(
+        observer
+            .observe_listed(&testbed.region, &unlisted)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(registry.calls("DescribeRepositories"), 1);
+    assert_eq!(registry.calls("DescribeRepository"), 0);
+    // ...and the same name asked for as usual is described on its own and found
+    assert!(observer.observe(&testbed.region, &unlisted).await.unwrap().is_some());
+    assert_eq!(registry.calls("DescribeRepository"), 1);
+
     // a repository created after the snapshot is described on its own, not reported missing
     let late = format!("{prefix}/late");
     registry.create_plain(&testbed.region, &late).await;
@@ -39,10 +64,10 @@ async fn one_describe_per_region_per_resync() {
         Some(late.clone())
     );
     assert_eq!(registry.calls("DescribeRepositories"), 1);
-    assert_eq!(registry.calls("DescribeRepository"), 1);
+    assert_eq!(registry.calls("DescribeRepository"), 2);
     // ...and then remembered
     observer.observe(&testbed.region, &late).await.unwrap();
-    assert_eq!(registry.calls("DescribeRepository"), 1);
+    assert_eq!(registry.calls("DescribeRepository"), 2);
 
     // a missing repository is None after its own describe, and is not described again
     // within the resync (a negative cache)
@@ -52,7 +77,7 @@ async fn one_describe_per_region_per_resync() {
     }
     assert_eq!(
         registry.calls("DescribeRepository"),
-        2,
+        3,
         "one describe for the absent name"
     );
     // ...unless a fresh read is asked for (a spec change), or berth itself created it
@@ -65,7 +90,7 @@ async fn one_describe_per_region_per_resync() {
             .is_some()
     );
     assert!(observer.observe(&testbed.region, &absent).await.unwrap().is_some());
-    assert_eq!(registry.calls("DescribeRepository"), 3);
+    assert_eq!(registry.calls("DescribeRepository"), 4);
 
     // the next resync describes the region once more and forgets what was absent
     let gone = format!("{prefix}/gone");

@@ -17,6 +17,14 @@ struct RegionSnapshot {
     absent: HashSet<String>,
 }
 
+/// What a region's snapshot says of one name.
+enum Lookup {
+    Listed(ObservedRepository),
+    /// Described on its own this epoch and found absent.
+    KnownAbsent,
+    NotListed,
+}
+
 pub struct RepositoryObserver {
     registry: Arc<dyn Registry>,
     regions: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<RegionSnapshot>>>>,
@@ -51,24 +59,45 @@ impl RepositoryObserver {
     /// caller); a repository missing from the snapshot is described on its own, because it may
     /// have been created since, or not be listed yet (ECR is eventually consistent).
     pub async fn observe(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
+        match self.snapshot_lookup(region, name).await? {
+            Lookup::Listed(repository) => Ok(Some(repository)),
+            Lookup::KnownAbsent => Ok(None),
+            Lookup::NotListed => self.observe_fresh(region, name).await,
+        }
+    }
+
+    /// The repository as this resync's snapshot lists it, a name it does not list taken as
+    /// absent without describing it. Only for a repository berth is about to create for an
+    /// object it never reconciled: one created since the listing answers the creation with
+    /// RepositoryAlreadyExists, and the caller then describes it.
+    pub async fn observe_listed(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
+        match self.snapshot_lookup(region, name).await? {
+            Lookup::Listed(repository) => Ok(Some(repository)),
+            Lookup::KnownAbsent | Lookup::NotListed => Ok(None),
+        }
+    }
+
+    async fn snapshot_lookup(&self, region: &str, name: &str) -> Result<Lookup, AwsError> {
         let epoch = self.epoch.load(Ordering::SeqCst);
         let snapshot = self.region(region);
-        {
-            let mut snapshot = snapshot.lock().await;
-            if snapshot.epoch != Some(epoch) {
-                let repositories = self.registry.describe_repositories(region).await?;
-                snapshot.repositories = repositories.into_iter().map(|r| (r.name.clone(), r)).collect();
-                snapshot.absent.clear();
-                snapshot.epoch = Some(epoch);
-            }
-            if let Some(repository) = snapshot.repositories.get(name) {
-                return Ok(Some(repository.clone()));
-            }
-            if snapshot.absent.contains(name) {
-                return Ok(None);
-            }
+        let mut snapshot = snapshot.lock().await;
+        if snapshot.epoch != Some(epoch) {
+            // the stale snapshot goes first (the heap profile at 3,000 repositories held the
+            // old snapshot, the SDK's whole listing and the new one at once at each resync)
+            snapshot.repositories = HashMap::new();
+            snapshot.absent.clear();
+            let repositories = self.registry.describe_repositories(region).await?;
+            snapshot.repositories.reserve(repositories.len());
+            snapshot
+                .repositories
+                .extend(repositories.into_iter().map(|r| (r.name.clone(), r)));
+            snapshot.epoch = Some(epoch);
         }
-        self.observe_fresh(region, name).await
+        Ok(match snapshot.repositories.get(name) {
+            Some(repository) => Lookup::Listed(repository.clone()),
+            None if snapshot.absent.contains(name) => Lookup::KnownAbsent,
+            None => Lookup::NotListed,
+        })
     }
 
     /// The repository described on its own, bypassing (and updating) the snapshot.

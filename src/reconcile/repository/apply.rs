@@ -10,11 +10,13 @@ use super::access::{plan_repository_policy, plan_role};
 use super::desired::{DesiredRepository, desired_repository};
 use super::execute::Executor;
 use super::observe;
-use super::plan::{RepositoryChange, plan};
+use super::observe::Freshness;
+use super::plan::{Plan, RepositoryChange, plan};
 use super::scope::{KIND, Scope};
 use super::settings::{Repositories, ValidationSettings};
 use super::status::{Outcome, is_ready, needs_write, repository_status};
 use crate::api::{DeletionPolicy, EcrRepository};
+use crate::aws::AwsErrorKind;
 use crate::error::{Error, Result};
 use crate::images::stats::StatsTarget;
 use crate::policy;
@@ -51,9 +53,19 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
         return Ok(Action::await_change());
     }
 
-    // phase 1: the repository, its settings and tags
-    let observed = observe::repository(runtime, &desired, !scope.drift_only).await?;
-    let plan = plan(&desired, observed.as_ref(), repository.spec.adopt)?;
+    // phase 1: the repository, its settings and tags. An object never reconciled plans from
+    // the resync's listing of its region (no DescribeRepositories of its own): if its
+    // repository was created since, creating it answers RepositoryAlreadyExists, and the plan
+    // is made again from the repository described afresh.
+    let freshness = if scope.drift_only {
+        Freshness::Snapshot
+    } else if repository.status.is_none() {
+        Freshness::Listed
+    } else {
+        Freshness::Fresh
+    };
+    let observed = observe::repository(runtime, &desired, freshness).await?;
+    let first_plan = plan(&desired, observed.as_ref(), repository.spec.adopt)?;
     runtime
         .set_finalizer(
             &api(repository, runtime),
@@ -62,12 +74,20 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
             repository.spec.deletion_policy == DeletionPolicy::Delete,
         )
         .await?;
-    if plan.adopting {
-        let note = format!("took over existing repository {}", desired.name);
-        scope.event("Adopted", "TagResource", &note).await;
-    }
     let mut executor = Executor::new(&scope, &desired, observed.map(|o| o.repository));
-    executor.run(&plan.changes).await?;
+    match execute_phase_one(&scope, &mut executor, &first_plan).await {
+        Err(Error::Aws(error))
+            if freshness == Freshness::Listed
+                && error.kind == AwsErrorKind::Conflict
+                && executor.executed.repository.is_none() =>
+        {
+            let observed = observe::repository(runtime, &desired, Freshness::Fresh).await?;
+            let second_plan = plan(&desired, observed.as_ref(), repository.spec.adopt)?;
+            executor = Executor::new(&scope, &desired, observed.map(|o| o.repository));
+            execute_phase_one(&scope, &mut executor, &second_plan).await?;
+        }
+        result => result?,
+    }
     let current = executor
         .executed
         .repository
@@ -101,7 +121,11 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
             kind.validation.allow_public_access,
         )
         .map_err(|e| Error::InvalidSpec(e.0))?;
-        let observed_policy = observe::repository_policy(runtime, &desired).await?;
+        let observed_policy = if executor.executed.created {
+            None
+        } else {
+            observe::repository_policy(runtime, &desired).await?
+        };
         if let Some(change) = plan_repository_policy(desired_policy.as_ref(), observed_policy.as_ref()) {
             executor.run(&[RepositoryChange::Policy(change)]).await?;
         }
@@ -133,6 +157,15 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
     );
     runtime.remember_synced(id, repository.metadata.generation, epoch);
     Ok(Action::await_change())
+}
+
+/// The repository's changes, announced by an `Adopted` Event when the plan takes it over.
+async fn execute_phase_one(scope: &Scope<'_>, executor: &mut Executor<'_>, plan: &Plan) -> Result<()> {
+    if plan.adopting {
+        let note = format!("took over existing repository {}", executor.desired.name);
+        scope.event("Adopted", "TagResource", &note).await;
+    }
+    executor.run(&plan.changes).await
 }
 
 /// The recorded push role (`status.pushRoleArn`) when it is not the declared one: none is
@@ -179,7 +212,7 @@ pub async fn cleanup(repository: &EcrRepository, kind: &Repositories, runtime: &
             runtime,
             drift_only: false,
         };
-        let observed = observe::repository(runtime, &recorded, true).await?;
+        let observed = observe::repository(runtime, &recorded, Freshness::Fresh).await?;
         let mut changes = Vec::new();
         if observed.is_some_and(|observed| ownership(&observed.tags, &recorded.owner) == Ownership::Ours) {
             changes.push(RepositoryChange::DeleteRepository);

@@ -16,6 +16,8 @@ use crate::policy;
 pub struct Executed {
     /// The repository as it is now.
     pub repository: Option<ObservedRepository>,
+    /// This reconcile created the repository (it has no policy yet).
+    pub created: bool,
     /// The push role's ARN, once observed or created.
     pub role_arn: Option<String>,
     /// The push role is young enough that IAM may still be propagating it.
@@ -24,7 +26,7 @@ pub struct Executed {
 
 pub struct Executor<'a> {
     scope: &'a Scope<'a>,
-    desired: &'a DesiredRepository,
+    pub desired: &'a DesiredRepository,
     /// The push role as it should be, for the role changes.
     pub role: Option<DesiredRole>,
     pub executed: Executed,
@@ -78,6 +80,7 @@ impl<'a> Executor<'a> {
                     )
                     .await?;
                 self.executed.repository = Some(created);
+                self.executed.created = true;
                 format!("created repository {} in {}", desired.name, desired.region)
             }
             RepositoryChange::SetTagMutability(settings) => {

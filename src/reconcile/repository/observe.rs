@@ -16,13 +16,31 @@ use crate::reconcile::runtime::Runtime;
 /// new roles eventually).
 const ROLE_PROPAGATION_SECONDS: i64 = 120;
 
-/// The repository and its tags. `fresh` bypasses the per-resync snapshot: after a spec change
-/// the plan must not rest on an observation up to one resync old.
-pub async fn repository(runtime: &Runtime, desired: &DesiredRepository, fresh: bool) -> Result<Option<ObservedState>> {
-    let repository = if fresh {
-        runtime.observer.observe_fresh(&desired.region, &desired.name).await?
-    } else {
-        runtime.observer.observe(&desired.region, &desired.name).await?
+/// How old an observation of the repository the plan may rest on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// This resync's snapshot of the region (a name it lacks is described on its own).
+    Snapshot,
+    /// The snapshot, a name it lacks taken as absent: for an object never reconciled, whose
+    /// repository is most likely still to be created (creating one that exists fails, and
+    /// the reconcile then observes it `Fresh`).
+    Listed,
+    /// Described now: after a spec change the plan must not rest on an observation up to one
+    /// resync old.
+    Fresh,
+}
+
+/// The repository and its tags.
+pub async fn repository(
+    runtime: &Runtime,
+    desired: &DesiredRepository,
+    freshness: Freshness,
+) -> Result<Option<ObservedState>> {
+    let (observer, region, name) = (&runtime.observer, &desired.region, &desired.name);
+    let repository = match freshness {
+        Freshness::Snapshot => observer.observe(region, name).await?,
+        Freshness::Listed => observer.observe_listed(region, name).await?,
+        Freshness::Fresh => observer.observe_fresh(region, name).await?,
     };
     let Some(repository) = repository else {
         return Ok(None);

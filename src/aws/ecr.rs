@@ -228,22 +228,23 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 #[async_trait]
 impl Registry for EcrRegistry {
     async fn describe_repositories(&self, region: &str) -> Result<Vec<ObservedRepository>, AwsError> {
-        let pages = self
+        // converted item by item: only one page of the SDK's shapes is held at a time
+        let mut items = self
             .client(region)
             .describe_repositories()
             .max_results(1000)
             .into_paginator()
             .items()
-            .send()
-            .collect::<Vec<_>>()
-            .await;
-        pages
-            .into_iter()
-            .map(|item| {
-                item.map(|r| observed(&r))
-                    .map_err(|e| AwsError::from_sdk("DescribeRepositories", e))
-            })
-            .collect()
+            .send();
+        let mut repositories = Vec::new();
+        while let Some(repository) = items
+            .try_next()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeRepositories", e))?
+        {
+            repositories.push(observed(&repository));
+        }
+        Ok(repositories)
     }
 
     async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {

@@ -3,6 +3,9 @@
 //! applies to each managed repository → status with the findings summary. And on deletion,
 //! restore what was recorded.
 
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
@@ -11,7 +14,9 @@ use kube::{Resource, ResourceExt};
 use super::context::{IMAGES_CONSUMER, RegionRules, ScanRecord, ScanTarget, Scans};
 use super::findings;
 use super::mapping::{config_of, frequency_name, recorded, registry_scanning, restored};
-use crate::api::{Progress, RecordedScanning, ScanPolicy, ScanPolicyStatus, ScanningStatus, progress_conditions};
+use crate::api::{
+    EcrRepository, Progress, RecordedScanning, ScanPolicy, ScanPolicyStatus, ScanningStatus, progress_conditions,
+};
 use crate::aws::RegistryScanFrequency;
 use crate::error::{Error, Result};
 use crate::images::RepositoryRef;
@@ -256,8 +261,13 @@ async fn read_repository_scanning(
     desired: &DesiredScanning,
 ) -> Result<Vec<(ObjectKey, String)>> {
     let repositories = managed_repositories(runtime, &desired.region).await;
-    let names_and_keys: Vec<(&ObjectKey, &String)> = repositories.iter().map(|(k, n, _)| (k, n)).collect();
-    let fingerprint = crate::naming::fnv1a(format!("{names_and_keys:?}").as_bytes());
+    let fingerprint = {
+        let mut hasher = std::hash::DefaultHasher::new();
+        for (key, name, _) in &repositories {
+            (key, name).hash(&mut hasher);
+        }
+        hasher.finish()
+    };
     let marker = (runtime.epoch(), policy.metadata.generation, fingerprint);
     if let Some((read, covered)) = scans.scanning_read.lock().expect("read lock").get(&desired.region)
         && *read == marker
@@ -267,7 +277,7 @@ async fn read_repository_scanning(
     let names: Vec<String> = repositories.iter().map(|(_, name, _)| name.clone()).collect();
     let applied = runtime.registry.repository_scanning(&desired.region, &names).await?;
     let mut covered = Vec::new();
-    for (key, repository_name, record) in repositories {
+    for (key, repository_name, object) in repositories {
         let found = applied.iter().find(|a| a.repository == repository_name);
         let scanning = found.map(|a| ScanningStatus {
             frequency: frequency_name(a.frequency).to_owned(),
@@ -276,7 +286,7 @@ async fn read_repository_scanning(
         if found.is_some_and(|a| a.frequency != RegistryScanFrequency::Manual) {
             covered.push((key.clone(), repository_name));
         }
-        scans.seed(&key, record);
+        scans.seed(&key, || ScanRecord::from_status(&object));
         let mut current = scans.record(&key);
         if current.scanning != scanning {
             current.scanning = scanning;
@@ -292,8 +302,9 @@ async fn read_repository_scanning(
     Ok(covered)
 }
 
-/// Every EcrRepository berth manages in `region`: (object, ECR name, what its status holds).
-async fn managed_repositories(runtime: &Runtime, region: &str) -> Vec<(ObjectKey, String, ScanRecord)> {
+/// Every EcrRepository berth manages in `region`: (object key, ECR name, the object as the
+/// store holds it).
+async fn managed_repositories(runtime: &Runtime, region: &str) -> Vec<(ObjectKey, String, Arc<EcrRepository>)> {
     let mut managed = Vec::new();
     for repository in runtime.repositories.live(None).await {
         let Some((repository_region, name)) = repository
@@ -306,7 +317,7 @@ async fn managed_repositories(runtime: &Runtime, region: &str) -> Vec<(ObjectKey
         };
         if repository_region == region {
             let key = (repository.namespace().unwrap_or_default(), repository.name_any());
-            managed.push((key, name.to_owned(), ScanRecord::from_status(&repository)));
+            managed.push((key, name.to_owned(), repository.clone()));
         }
     }
     managed.sort_by(|a, b| a.0.cmp(&b.0));

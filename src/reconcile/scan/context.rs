@@ -134,12 +134,12 @@ impl Scans {
         let _ = self.recompute.send(target.policy.clone());
     }
 
-    pub(super) fn seed(&self, key: &ObjectKey, record: ScanRecord) {
-        self.records
-            .lock()
-            .expect("records lock")
-            .entry(key.clone())
-            .or_insert(record);
+    /// The record of an object not known yet (after a restart: what its status holds).
+    pub(super) fn seed(&self, key: &ObjectKey, record: impl FnOnce() -> ScanRecord) {
+        let mut records = self.records.lock().expect("records lock");
+        if !records.contains_key(key) {
+            records.insert(key.clone(), record());
+        }
     }
 
     /// Stops reading findings in `region` (its policy left or no longer judges findings).

@@ -4,6 +4,10 @@
 # See docs/container-image.md.
 
 FROM rust:1.94.1-slim-bookworm AS build
+# jemalloc (berth's allocator) is built from its C sources with make
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

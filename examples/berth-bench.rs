@@ -330,9 +330,13 @@ async fn main() -> anyhow::Result<()> {
 
     // converged: every EcrRepository, LifecyclePolicy and the ScanPolicy is Ready
     let deadline = started + Duration::from_secs(args.timeout_seconds);
+    let mut repositories_ready_after = None;
     loop {
         let listed = repositories.list(&ListParams::default()).await?;
         let ready = listed.items.iter().filter(|r| is_ready(*r)).count();
+        if ready == args.repositories && repositories_ready_after.is_none() {
+            repositories_ready_after = Some(started.elapsed());
+        }
         let policies_ready = policies.list(&ListParams::default()).await?.items.iter().all(is_ready);
         let scan_ready = scans.get(&scan_name).await.map(|s| is_ready(&s)).unwrap_or(false);
         if ready == args.repositories && policies_ready && scan_ready {
@@ -374,6 +378,7 @@ async fn main() -> anyhow::Result<()> {
         "resyncs": args.resyncs,
         "appliedSeconds": applied_after.as_secs_f64(),
         "allReadySeconds": converged_after.as_secs_f64(),
+        "repositoriesReadySeconds": repositories_ready_after.unwrap_or(converged_after).as_secs_f64(),
         "convergence": {
             "awsCalls": converge_counts,
             "awsReads": total(&converge_counts, false),
@@ -456,6 +461,10 @@ fn print_table(result: &serde_json::Value, converge: &BTreeMap<String, u64>, ste
     );
     println!("| figure | value |\n|---|---|");
     println!("| all Ready after | {:.1} s |", f(&["allReadySeconds"]));
+    println!(
+        "| every EcrRepository Ready after | {:.1} s |",
+        f(&["repositoriesReadySeconds"])
+    );
     println!(
         "| operator CPU to converge | {:.2} ms / repository |",
         f(&["convergence", "cpuMillisPerRepository"])

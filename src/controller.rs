@@ -414,19 +414,22 @@ fn lifecycle_controller(
         futures::stream::iter(refs)
     });
     let controller = controller
-        .reconcile_on(affected_policies)
-        .reconcile_on(coalesce(refreshed, OBSERVATION_WINDOW));
+        .reconcile_on(coalesce(affected_policies, TRIGGER_WINDOW))
+        .reconcile_on(coalesce(refreshed, TRIGGER_WINDOW));
     (controller, on_repository)
 }
 
-/// How long triggers that fire per repository (an image re-read, a findings change) are
-/// gathered before the policies they name are reconciled, each once.
-const OBSERVATION_WINDOW: Duration = Duration::from_secs(5);
+/// How long triggers that fire per repository (a repository's change, an image re-read, a
+/// findings change) are gathered before the policies they name are reconciled, each once.
+const TRIGGER_WINDOW: Duration = Duration::from_secs(5);
 
-/// At most one trigger per object per `window`, however often the source fires: a policy's
+/// At most one trigger per object per `window`, however often the source fires. A policy's
 /// reconcile walks every repository it governs, so a trigger per repository refresh made the
 /// steady cost grow with N squared (the steady profile at 3,000 repositories: the ScanPolicy
-/// summary pass about once a second). The first trigger of a window waits at most `window`.
+/// summary pass about once a second); and a trigger per repository change while thousands
+/// converge kept postponing the policy's reconcile (the Controller's debounce waits for a
+/// quiet second), so its rules reached every repository at the end, one after another. The
+/// first trigger of a window waits at most `window`.
 fn coalesce<K>(
     triggers: impl futures::Stream<Item = ObjectRef<K>>,
     window: Duration,
@@ -454,7 +457,7 @@ fn scan_controller(kinds: &Kinds, config: &controller::Config) -> Controller<Sca
         };
         futures::stream::iter(refs)
     });
-    controller.reconcile_on(coalesce(recompute, OBSERVATION_WINDOW))
+    controller.reconcile_on(coalesce(recompute, TRIGGER_WINDOW))
 }
 
 /// Runs one kind's Controllers (one per watched scope) with the shared harness, reconciles every

@@ -83,19 +83,16 @@ async fn metrics_count_exactly_the_aws_calls_made() {
         metric_sum(&text, "berth_aws_requests_total", &[("service", "ecr")]),
         total as f64 - 1.0
     );
-    // the one client error: the fresh describe of the repository that did not exist yet
+    // a new object is planned from the region's listing, without a describe of its own that
+    // would answer RepositoryNotFoundException: every call succeeded
     assert_eq!(
-        metric_sum(
-            &text,
-            "berth_aws_requests_total",
-            &[("operation", "DescribeRepositories"), ("outcome", "client_error")]
-        ),
-        1.0,
+        metric_sum(&text, "berth_aws_requests_total", &[("outcome", "client_error")]),
+        0.0,
         "{text}"
     );
     assert_eq!(
         metric_sum(&text, "berth_aws_requests_total", &[("outcome", "success")]),
-        total as f64 - 1.0
+        total as f64
     );
     assert!(metric_sum(&text, "berth_reconciles_total", &[("kind", "EcrRepository")]) >= 1.0);
     assert_eq!(metric_sum(&text, "berth_reconcile_errors_total", &[]), 0.0);
@@ -200,6 +197,13 @@ async fn a_resync_of_an_in_sync_repository_writes_nothing() {
     })
     .await;
     assert!(restored.is_some(), "drift not corrected\n{}", operator.log_text());
+    // moto holds the tag before berth has its answer and counts the correction
+    let counted = wait_for(TIMEOUT, || async {
+        let text = operator.get("/metrics").await?.1;
+        text.contains("berth_drift_corrections_total{").then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "no drift correction counted");
     let text = operator.get("/metrics").await.unwrap().1;
     assert_eq!(
         metric_sum(

@@ -3,7 +3,7 @@
 //! applies to each managed repository → status with the findings summary. And on deletion,
 //! restore what was recorded.
 
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -146,18 +146,23 @@ pub async fn apply(policy: &ScanPolicy, scans: &Scans, runtime: &Runtime) -> Res
         previous = Some(apply_configuration(policy, runtime, &desired, previous).await?);
     }
 
-    let covered = read_repository_scanning(policy, scans, runtime, &desired).await?;
+    let (covered, covered_changed) = read_repository_scanning(policy, scans, runtime, &desired).await?;
     match &desired.findings {
         Some(rules) => {
-            scans.rules.lock().expect("rules lock").insert(
-                desired.region.clone(),
-                RegionRules {
-                    policy: name.clone(),
-                    thresholds: rules.thresholds,
-                    refresh_interval: rules.refresh_interval,
-                },
-            );
-            track(scans, runtime, &desired.region, &name, &covered);
+            let rules = RegionRules {
+                policy: name.clone(),
+                thresholds: rules.thresholds,
+                refresh_interval: rules.refresh_interval,
+            };
+            let before = scans
+                .rules
+                .lock()
+                .expect("rules lock")
+                .insert(desired.region.clone(), rules.clone());
+            // a walk over every covered repository: only when they or the rules changed
+            if covered_changed || before.as_ref() != Some(&rules) {
+                track(scans, runtime, &desired.region, &name, &covered);
+            }
         }
         None => scans.stop_region(runtime, &desired.region),
     }
@@ -251,55 +256,77 @@ fn summarize(
     (Some(summary), listed)
 }
 
-/// Which configuration applies to each managed repository of the region (one call per 25),
-/// written to its `status.scanning`; read once per resync, after a spec change, and when the
-/// managed repositories change. Returns the repositories the rules cover.
+/// Which configuration applies to each managed repository of the region (one call per 25
+/// names), written to its `status.scanning`; each repository is read once per resync and after
+/// a spec change, and a repository that becomes managed is read then. Returns the repositories
+/// the rules cover, and whether they changed since the last reconcile.
 async fn read_repository_scanning(
     policy: &ScanPolicy,
     scans: &Scans,
     runtime: &Runtime,
     desired: &DesiredScanning,
-) -> Result<Vec<(ObjectKey, String)>> {
+) -> Result<(Arc<Vec<(ObjectKey, String)>>, bool)> {
     let repositories = managed_repositories(runtime, &desired.region).await;
-    let fingerprint = {
-        let mut hasher = std::hash::DefaultHasher::new();
-        for (key, name, _) in &repositories {
-            (key, name).hash(&mut hasher);
+    let marker = (runtime.epoch(), policy.metadata.generation);
+    let unread: Vec<String> = {
+        let mut reads = scans.scanning_read.lock().expect("read lock");
+        let read = reads.entry(desired.region.clone()).or_default();
+        if read.marker != Some(marker) {
+            read.marker = Some(marker);
+            read.applied.clear();
         }
-        hasher.finish()
+        repositories
+            .iter()
+            .filter(|(_, name, _)| !read.applied.contains_key(name))
+            .map(|(_, name, _)| name.clone())
+            .collect()
     };
-    let marker = (runtime.epoch(), policy.metadata.generation, fingerprint);
-    if let Some((read, covered)) = scans.scanning_read.lock().expect("read lock").get(&desired.region)
-        && *read == marker
-    {
-        return Ok(covered.clone());
-    }
-    let names: Vec<String> = repositories.iter().map(|(_, name, _)| name.clone()).collect();
-    let applied = runtime.registry.repository_scanning(&desired.region, &names).await?;
-    let mut covered = Vec::new();
-    for (key, repository_name, object) in repositories {
-        let found = applied.iter().find(|a| a.repository == repository_name);
-        let scanning = found.map(|a| ScanningStatus {
-            frequency: frequency_name(a.frequency).to_owned(),
-            applied_filter: a.applied_filter.clone(),
-        });
-        if found.is_some_and(|a| a.frequency != RegistryScanFrequency::Manual) {
-            covered.push((key.clone(), repository_name));
+    if !unread.is_empty() {
+        let applied = runtime.registry.repository_scanning(&desired.region, &unread).await?;
+        let mut by_name: HashMap<String, ScanningStatus> = HashMap::with_capacity(applied.len());
+        let mut manual = HashSet::new();
+        for found in applied {
+            if found.frequency == RegistryScanFrequency::Manual {
+                manual.insert(found.repository.clone());
+            }
+            by_name.insert(
+                found.repository,
+                ScanningStatus {
+                    frequency: frequency_name(found.frequency).to_owned(),
+                    applied_filter: found.applied_filter,
+                },
+            );
         }
-        scans.seed(&key, || ScanRecord::from_status(&object));
-        let mut current = scans.record(&key);
-        if current.scanning != scanning {
-            current.scanning = scanning;
-            findings::write_record(runtime, &key, &current).await?;
-            scans.records.lock().expect("records lock").insert(key, current);
+        let unread: HashSet<&String> = unread.iter().collect();
+        for (key, name, object) in repositories.iter().filter(|(_, name, _)| unread.contains(name)) {
+            let scanning = by_name.remove(name);
+            scans.seed(key, || ScanRecord::from_status(object));
+            let mut current = scans.record(key);
+            let covered = scanning.is_some() && !manual.contains(name);
+            if current.scanning != scanning {
+                current.scanning = scanning;
+                findings::write_record(runtime, key, &current).await?;
+                scans.records.lock().expect("records lock").insert(key.clone(), current);
+            }
+            let mut reads = scans.scanning_read.lock().expect("read lock");
+            let read = reads.entry(desired.region.clone()).or_default();
+            if read.marker == Some(marker) {
+                read.applied.insert(name.clone(), covered);
+            }
         }
     }
-    scans
-        .scanning_read
-        .lock()
-        .expect("read lock")
-        .insert(desired.region.clone(), (marker, covered.clone()));
-    Ok(covered)
+    let mut reads = scans.scanning_read.lock().expect("read lock");
+    let read = reads.entry(desired.region.clone()).or_default();
+    let covered: Vec<(ObjectKey, String)> = repositories
+        .into_iter()
+        .filter(|(_, name, _)| read.applied.get(name).copied().unwrap_or(false))
+        .map(|(key, name, _)| (key, name))
+        .collect();
+    if *read.covered == covered {
+        return Ok((read.covered.clone(), false));
+    }
+    read.covered = Arc::new(covered);
+    Ok((read.covered.clone(), true))
 }
 
 /// Every EcrRepository berth manages in `region`: (object key, ECR name, the object as the

@@ -3,7 +3,7 @@
 //! `berth-scan` last wrote on each EcrRepository.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -67,9 +67,16 @@ pub struct ScanTarget {
     pub policy: String,
 }
 
-/// (resync epoch, policy generation, hash of the managed repositories) at which a region's
-/// per-repository configuration was read, and the (object, ECR repository) pairs it covers.
-type ScanningRead = ((u64, Option<i64>, u64), Vec<(ObjectKey, String)>);
+/// What is known of a region's per-repository scanning configuration.
+#[derive(Default)]
+pub(super) struct ScanningRead {
+    /// (resync epoch, policy generation) of the reads below: a new one reads everything again.
+    pub marker: Option<(u64, Option<i64>)>,
+    /// Per ECR repository name read: whether the rules cover it (scanned other than manually).
+    pub applied: HashMap<String, bool>,
+    /// The (object, ECR repository) pairs covered at the last reconcile.
+    pub covered: Arc<Vec<(ObjectKey, String)>>,
+}
 
 /// The governing policy of a region and how it judges findings.
 #[derive(Clone, Debug, PartialEq)]

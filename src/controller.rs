@@ -256,8 +256,12 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
         .zip(watched_apis::<LifecyclePolicy>(client, args))
         .zip(watched_scopes(args))
     {
-        let (lifecycle, on_repository) = lifecycle_controller(kinds, policy_api, scope, &config);
-        repositories.push(controller_for(repository_api, config.clone(), on_repository));
+        let (lifecycle, mut lifecycle_hook) = lifecycle_controller(kinds, policy_api, scope, &config);
+        let mut scan_hook = scan_trigger(kinds, args.manages_scan_policies());
+        repositories.push(controller_for(repository_api, config.clone(), move |event| {
+            lifecycle_hook(event);
+            scan_hook(event);
+        }));
         lifecycles.push(lifecycle);
     }
     runtime
@@ -419,6 +423,39 @@ fn lifecycle_controller(
     (controller, on_repository)
 }
 
+/// The hook on the EcrRepository watch that tells the ScanPolicies when the repositories they
+/// may cover changed: one got its repository ARN (it exists in ECR now) or lost it, or left.
+/// Their scanning configuration is then read without waiting for the next resync.
+fn scan_trigger(kinds: &Kinds, enabled: bool) -> impl FnMut(&watcher::Event<EcrRepository>) + Send + 'static {
+    let recompute = kinds.scans.reconciler.recompute.clone();
+    let mut with_arn = HashSet::<ObjectKey>::new();
+    move |event: &watcher::Event<EcrRepository>| {
+        if !enabled {
+            return;
+        }
+        let (repository, present) = match event {
+            watcher::Event::Apply(repository) | watcher::Event::InitApply(repository) => (repository, true),
+            watcher::Event::Delete(repository) => (repository, false),
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let has_arn = present
+            && repository
+                .status
+                .as_ref()
+                .is_some_and(|status| status.repository_arn.is_some());
+        let key = (repository.namespace().unwrap_or_default(), repository.name_any());
+        let changed = if has_arn {
+            with_arn.insert(key)
+        } else {
+            with_arn.remove(&key)
+        };
+        if changed {
+            // every policy looks (the empty name); the triggers are gathered, see `coalesce`
+            let _ = recompute.send(String::new());
+        }
+    }
+}
+
 /// How long triggers that fire per repository (a repository's change, an image re-read, a
 /// findings change) are gathered before the policies they name are reconciled, each once.
 const TRIGGER_WINDOW: Duration = Duration::from_secs(5);
@@ -431,16 +468,31 @@ const TRIGGER_WINDOW: Duration = Duration::from_secs(5);
 /// quiet second), so its rules reached every repository at the end, one after another. The
 /// first trigger of a window waits at most `window`.
 fn coalesce<K>(
-    triggers: impl futures::Stream<Item = ObjectRef<K>>,
+    triggers: impl futures::Stream<Item = ObjectRef<K>> + Send + 'static,
     window: Duration,
 ) -> impl futures::Stream<Item = ObjectRef<K>>
 where
     K: Resource<DynamicType = ()> + 'static,
 {
-    tokio_stream::StreamExt::chunks_timeout(triggers, 4096, window).flat_map(|chunk| {
-        let unique: HashSet<ObjectRef<K>> = chunk.into_iter().collect();
-        futures::stream::iter(unique)
-    })
+    let gathered = futures::stream::unfold(Some(triggers.boxed()), move |triggers| async move {
+        let mut triggers = triggers?;
+        let mut gathered = HashSet::from([triggers.next().await?]);
+        let window_ends = tokio::time::sleep(window);
+        tokio::pin!(window_ends);
+        loop {
+            tokio::select! {
+                _ = &mut window_ends => return Some((gathered, Some(triggers))),
+                next = triggers.next() => match next {
+                    Some(trigger) => {
+                        gathered.insert(trigger);
+                    }
+                    // the source ended: deliver what was gathered, then end too
+                    None => return Some((gathered, None)),
+                },
+            }
+        }
+    });
+    gathered.flat_map(futures::stream::iter)
 }
 
 /// The ScanPolicy Controller (cluster-scoped: one for all). Besides its own kind it is triggered

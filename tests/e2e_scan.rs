@@ -123,13 +123,34 @@ async fn configuration_conflict_findings_thresholds_and_restore() {
     assert!(drift.is_some(), "drift not counted\n{}", operator.log_text());
 
     // the configuration that applies to the repository lands in its status
-    let scanning = wait_for(TIMEOUT, || async {
-        let object = s.repositories.get("app").await.ok()?;
-        object.status?.scanning
+    let (repositories, operator_ref) = (&s.repositories, &operator);
+    let scanning_of = |name: &'static str| async move {
+        wait_for(TIMEOUT, || async {
+            let object = repositories.get(name).await.ok()?;
+            object.status?.scanning
+        })
+        .await
+        .unwrap_or_else(|| panic!("no status.scanning on {name}\n{}", operator_ref.log_text()))
+    };
+    assert_eq!(scanning_of("app").await.frequency, "ContinuousScan");
+
+    // a repository managed later gets it too; and so does an object deleted and created again
+    // under the same name (its repository retained): what berth-scan wrote on the first object
+    // is not on the new one
+    let late = serde_json::json!({"repositoryName": format!("{}/late", s.namespace), "region": REGION});
+    s.create("late", late.clone()).await;
+    assert_eq!(scanning_of("late").await.frequency, "ContinuousScan");
+    s.repositories
+        .delete("late", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let gone = wait_for(TIMEOUT, || async {
+        s.repositories.get_opt("late").await.ok()?.is_none().then_some(())
     })
-    .await
-    .unwrap_or_else(|| panic!("no status.scanning\n{}", operator.log_text()));
-    assert_eq!(scanning.frequency, "ContinuousScan");
+    .await;
+    assert!(gone.is_some(), "the EcrRepository was not released");
+    s.create("late", late).await;
+    assert_eq!(scanning_of("late").await.frequency, "ContinuousScan");
 
     // findings above the threshold: exact counts, ScanCompliant False, one Warning, the gauge
     let counts = [("CRITICAL", 1), ("HIGH", 3), ("MEDIUM", 2)];

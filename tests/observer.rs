@@ -31,16 +31,9 @@ async fn one_describe_per_region_per_resync() {
     );
     assert_eq!(registry.calls("DescribeRepository"), 0);
 
-    // for an object never reconciled the listing alone answers, without a describe of its
-    // own: a listed name is found, one created since the listing is taken as absent (creating
-    // it then answers RepositoryAlreadyExists, and the reconcile describes it)
-    assert!(
-        observer
-            .observe_listed(&testbed.region, &names[0])
-            .await
-            .unwrap()
-            .is_some()
-    );
+    // for an object never reconciled, a name the listing does not hold is taken as absent
+    // without a describe of its own (creating it then answers RepositoryAlreadyExists, and the
+    // reconcile describes it)...
     let unlisted = format!("{prefix}/unlisted");
     registry.create_plain(&testbed.region, &unlisted).await;
     assert!(
@@ -52,9 +45,18 @@ async fn one_describe_per_region_per_resync() {
     );
     assert_eq!(registry.calls("DescribeRepositories"), 1);
     assert_eq!(registry.calls("DescribeRepository"), 0);
-    // ...and the same name asked for as usual is described on its own and found
-    assert!(observer.observe(&testbed.region, &unlisted).await.unwrap().is_some());
+    // ...and a listed one is described afresh, as after a spec change
+    assert!(
+        observer
+            .observe_listed(&testbed.region, &names[0])
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(registry.calls("DescribeRepository"), 1);
+    // the unlisted name asked for as usual is described on its own and found
+    assert!(observer.observe(&testbed.region, &unlisted).await.unwrap().is_some());
+    assert_eq!(registry.calls("DescribeRepository"), 2);
 
     // a repository created after the snapshot is described on its own, not reported missing
     let late = format!("{prefix}/late");
@@ -64,10 +66,10 @@ async fn one_describe_per_region_per_resync() {
         Some(late.clone())
     );
     assert_eq!(registry.calls("DescribeRepositories"), 1);
-    assert_eq!(registry.calls("DescribeRepository"), 2);
+    assert_eq!(registry.calls("DescribeRepository"), 3);
     // ...and then remembered
     observer.observe(&testbed.region, &late).await.unwrap();
-    assert_eq!(registry.calls("DescribeRepository"), 2);
+    assert_eq!(registry.calls("DescribeRepository"), 3);
 
     // a missing repository is None after its own describe, and is not described again
     // within the resync (a negative cache)
@@ -77,7 +79,7 @@ async fn one_describe_per_region_per_resync() {
     }
     assert_eq!(
         registry.calls("DescribeRepository"),
-        3,
+        4,
         "one describe for the absent name"
     );
     // ...unless a fresh read is asked for (a spec change), or berth itself created it
@@ -90,7 +92,7 @@ async fn one_describe_per_region_per_resync() {
             .is_some()
     );
     assert!(observer.observe(&testbed.region, &absent).await.unwrap().is_some());
-    assert_eq!(registry.calls("DescribeRepository"), 4);
+    assert_eq!(registry.calls("DescribeRepository"), 5);
 
     // the next resync describes the region once more and forgets what was absent
     let gone = format!("{prefix}/gone");

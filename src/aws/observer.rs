@@ -66,13 +66,14 @@ impl RepositoryObserver {
         }
     }
 
-    /// The repository as this resync's snapshot lists it, a name it does not list taken as
-    /// absent without describing it. Only for a repository berth is about to create for an
-    /// object it never reconciled: one created since the listing answers the creation with
-    /// RepositoryAlreadyExists, and the caller then describes it.
+    /// For an object berth never reconciled: a name this resync's snapshot does not list is
+    /// taken as absent without describing it (the repository is most likely still to be
+    /// created; one created since the listing answers the creation with
+    /// RepositoryAlreadyExists, and the caller then describes it). A listed one is described
+    /// afresh, as after any spec change.
     pub async fn observe_listed(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
         match self.snapshot_lookup(region, name).await? {
-            Lookup::Listed(repository) => Ok(Some(repository)),
+            Lookup::Listed(_) => self.observe_fresh(region, name).await,
             Lookup::KnownAbsent | Lookup::NotListed => Ok(None),
         }
     }

@@ -82,7 +82,19 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
                 && executor.executed.repository.is_none() =>
         {
             let observed = observe::repository(runtime, &desired, Freshness::Fresh).await?;
-            let second_plan = plan(&desired, observed.as_ref(), repository.spec.adopt)?;
+            let second_plan = match plan(&desired, observed.as_ref(), repository.spec.adopt) {
+                Ok(second_plan) => second_plan,
+                Err(refused) => {
+                    // not this object's to manage (adoption required, owned by another): the
+                    // finalizer this reconcile set for the creation goes again
+                    if !repository.finalizers().iter().any(|f| f == FINALIZER) {
+                        let objects = api(repository, runtime);
+                        let current = objects.get(&repository.name_any()).await?;
+                        runtime.set_finalizer(&objects, &current, FINALIZER, false).await?;
+                    }
+                    return Err(refused);
+                }
+            };
             executor = Executor::new(&scope, &desired, observed.map(|o| o.repository));
             execute_phase_one(&scope, &mut executor, &second_plan).await?;
         }

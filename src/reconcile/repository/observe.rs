@@ -21,9 +21,9 @@ const ROLE_PROPAGATION_SECONDS: i64 = 120;
 pub enum Freshness {
     /// This resync's snapshot of the region (a name it lacks is described on its own).
     Snapshot,
-    /// The snapshot, a name it lacks taken as absent: for an object never reconciled, whose
-    /// repository is most likely still to be created (creating one that exists fails, and
-    /// the reconcile then observes it `Fresh`).
+    /// For an object never reconciled, whose repository is most likely still to be created: a
+    /// name the snapshot lacks is taken as absent (creating one that exists fails, and the
+    /// reconcile then observes it `Fresh`); a listed one is described afresh.
     Listed,
     /// Described now: after a spec change the plan must not rest on an observation up to one
     /// resync old.

@@ -3,7 +3,7 @@
 //! applies to each managed repository → status with the findings summary. And on deletion,
 //! restore what was recorded.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -11,7 +11,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::context::{IMAGES_CONSUMER, RegionRules, ScanRecord, ScanTarget, Scans};
+use super::context::{AppliedScanning, IMAGES_CONSUMER, ReadMarker, RegionRules, ScanRecord, ScanTarget, Scans};
 use super::findings;
 use super::mapping::{config_of, frequency_name, recorded, registry_scanning, restored};
 use crate::api::{
@@ -257,9 +257,10 @@ fn summarize(
 }
 
 /// Which configuration applies to each managed repository of the region (one call per 25
-/// names), written to its `status.scanning`; each repository is read once per resync and after
-/// a spec change, and a repository that becomes managed is read then. Returns the repositories
-/// the rules cover, and whether they changed since the last reconcile.
+/// names), written to its `status.scanning`. Each repository is read once per resync, after a
+/// spec change or a change of governing policy, and when it becomes managed (the repository
+/// watch triggers the policy then). Returns the repositories the rules cover, and whether they
+/// changed since the last reconcile.
 async fn read_repository_scanning(
     policy: &ScanPolicy,
     scans: &Scans,
@@ -267,12 +268,12 @@ async fn read_repository_scanning(
     desired: &DesiredScanning,
 ) -> Result<(Arc<Vec<(ObjectKey, String)>>, bool)> {
     let repositories = managed_repositories(runtime, &desired.region).await;
-    let marker = (runtime.epoch(), policy.metadata.generation);
+    let marker: ReadMarker = (runtime.epoch(), policy.metadata.uid.clone(), policy.metadata.generation);
     let unread: Vec<String> = {
         let mut reads = scans.scanning_read.lock().expect("read lock");
         let read = reads.entry(desired.region.clone()).or_default();
-        if read.marker != Some(marker) {
-            read.marker = Some(marker);
+        if read.marker.as_ref() != Some(&marker) {
+            read.marker = Some(marker.clone());
             read.applied.clear();
         }
         repositories
@@ -282,46 +283,61 @@ async fn read_repository_scanning(
             .collect()
     };
     if !unread.is_empty() {
-        let applied = runtime.registry.repository_scanning(&desired.region, &unread).await?;
-        let mut by_name: HashMap<String, ScanningStatus> = HashMap::with_capacity(applied.len());
-        let mut manual = HashSet::new();
-        for found in applied {
-            if found.frequency == RegistryScanFrequency::Manual {
-                manual.insert(found.repository.clone());
-            }
-            by_name.insert(
-                found.repository,
-                ScanningStatus {
-                    frequency: frequency_name(found.frequency).to_owned(),
-                    applied_filter: found.applied_filter,
-                },
-            );
-        }
-        let unread: HashSet<&String> = unread.iter().collect();
-        for (key, name, object) in repositories.iter().filter(|(_, name, _)| unread.contains(name)) {
-            let scanning = by_name.remove(name);
-            scans.seed(key, || ScanRecord::from_status(object));
-            let mut current = scans.record(key);
-            let covered = scanning.is_some() && !manual.contains(name);
-            if current.scanning != scanning {
-                current.scanning = scanning;
-                findings::write_record(runtime, key, &current).await?;
-                scans.records.lock().expect("records lock").insert(key.clone(), current);
-            }
-            let mut reads = scans.scanning_read.lock().expect("read lock");
-            let read = reads.entry(desired.region.clone()).or_default();
-            if read.marker == Some(marker) {
-                read.applied.insert(name.clone(), covered);
+        let answered = runtime.registry.repository_scanning(&desired.region, &unread).await?;
+        let mut by_name: HashMap<String, AppliedScanning> = answered
+            .into_iter()
+            .map(|found| {
+                let applied = AppliedScanning {
+                    covered: found.frequency != RegistryScanFrequency::Manual,
+                    scanning: Some(ScanningStatus {
+                        frequency: frequency_name(found.frequency).to_owned(),
+                        applied_filter: found.applied_filter,
+                    }),
+                };
+                (found.repository, applied)
+            })
+            .collect();
+        let mut reads = scans.scanning_read.lock().expect("read lock");
+        let read = reads.entry(desired.region.clone()).or_default();
+        if read.marker.as_ref() == Some(&marker) {
+            for name in unread {
+                let applied = by_name.remove(&name).unwrap_or(AppliedScanning {
+                    scanning: None,
+                    covered: false,
+                });
+                read.applied.insert(name, applied);
             }
         }
     }
+    // what each object's status should hold, against what berth-scan last wrote on it
+    let mut covered = Vec::new();
+    let mut unwritten = Vec::new();
+    {
+        let reads = scans.scanning_read.lock().expect("read lock");
+        let Some(read) = reads.get(&desired.region) else {
+            return Ok((Arc::default(), false));
+        };
+        for (key, name, object) in &repositories {
+            let Some(applied) = read.applied.get(name) else {
+                continue;
+            };
+            if applied.covered {
+                covered.push((key.clone(), name.clone()));
+            }
+            scans.seed(key, object);
+            if !scans.holds_scanning(key, applied.scanning.as_ref()) {
+                unwritten.push((key.clone(), applied.scanning.clone()));
+            }
+        }
+    }
+    for (key, scanning) in unwritten {
+        let mut current = scans.record(&key);
+        current.scanning = scanning;
+        findings::write_record(runtime, &key, &current).await?;
+        scans.records.lock().expect("records lock").insert(key, current);
+    }
     let mut reads = scans.scanning_read.lock().expect("read lock");
     let read = reads.entry(desired.region.clone()).or_default();
-    let covered: Vec<(ObjectKey, String)> = repositories
-        .into_iter()
-        .filter(|(_, name, _)| read.applied.get(name).copied().unwrap_or(false))
-        .map(|(key, name, _)| (key, name))
-        .collect();
     if *read.covered == covered {
         return Ok((read.covered.clone(), false));
     }

@@ -29,6 +29,9 @@ pub struct ScanRecord {
     /// The last definite verdict (non-compliant or not), across scans in progress: what a
     /// crossing is judged against. Kept in memory only.
     pub non_compliant: Option<bool>,
+    /// The object (uid) this record is of: an object deleted and created again under the same
+    /// name starts from its own status, not from what was written on its predecessor.
+    pub uid: Option<String>,
 }
 
 impl ScanRecord {
@@ -42,6 +45,7 @@ impl ScanRecord {
             non_compliant: status
                 .and_then(|s| s.condition(SCAN_COMPLIANT))
                 .and_then(|c| verdict(&c.status)),
+            uid: repository.metadata.uid.clone(),
         }
     }
 
@@ -67,13 +71,24 @@ pub struct ScanTarget {
     pub policy: String,
 }
 
+/// (resync epoch, governing policy uid, its generation) of a region's per-repository reads: a
+/// new resync, another policy or a spec change reads everything again.
+pub(super) type ReadMarker = (u64, Option<String>, Option<i64>);
+
+/// What applies to one repository, as ECR answered.
+pub(super) struct AppliedScanning {
+    /// For `status.scanning`; None when ECR reported the repository as a failure.
+    pub scanning: Option<ScanningStatus>,
+    /// The rules cover it (scanned other than manually).
+    pub covered: bool,
+}
+
 /// What is known of a region's per-repository scanning configuration.
 #[derive(Default)]
 pub(super) struct ScanningRead {
-    /// (resync epoch, policy generation) of the reads below: a new one reads everything again.
-    pub marker: Option<(u64, Option<i64>)>,
-    /// Per ECR repository name read: whether the rules cover it (scanned other than manually).
-    pub applied: HashMap<String, bool>,
+    pub marker: Option<ReadMarker>,
+    /// Per ECR repository name read under `marker`.
+    pub applied: HashMap<String, AppliedScanning>,
     /// The (object, ECR repository) pairs covered at the last reconcile.
     pub covered: Arc<Vec<(ObjectKey, String)>>,
 }
@@ -141,12 +156,21 @@ impl Scans {
         let _ = self.recompute.send(target.policy.clone());
     }
 
-    /// The record of an object not known yet (after a restart: what its status holds).
-    pub(super) fn seed(&self, key: &ObjectKey, record: impl FnOnce() -> ScanRecord) {
+    /// The record of an object not known yet (after a restart, or created again under the same
+    /// name): what its status holds.
+    pub(super) fn seed(&self, key: &ObjectKey, object: &EcrRepository) {
         let mut records = self.records.lock().expect("records lock");
-        if !records.contains_key(key) {
-            records.insert(key.clone(), record());
+        if records.get(key).is_none_or(|record| record.uid != object.metadata.uid) {
+            records.insert(key.clone(), ScanRecord::from_status(object));
         }
+    }
+
+    /// Whether the record of `key` holds `scanning` (what was last written on the object).
+    pub(super) fn holds_scanning(&self, key: &ObjectKey, scanning: Option<&ScanningStatus>) -> bool {
+        let records = self.records.lock().expect("records lock");
+        records
+            .get(key)
+            .is_some_and(|record| record.scanning.as_ref() == scanning)
     }
 
     /// Stops reading findings in `region` (its policy left or no longer judges findings).

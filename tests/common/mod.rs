@@ -695,11 +695,18 @@ impl Setup {
     }
 
     /// Whether a DriftCorrected Event about `name` names `field`.
+    /// Waits (up to `TIMEOUT`) for it: AWS holds the correction before berth has the answer and
+    /// publishes the Event.
     pub async fn drift_reported(&self, name: &str, field: &str) -> bool {
-        self.events(name, "DriftCorrected")
-            .await
-            .iter()
-            .any(|e| e.note.as_deref().unwrap_or_default().starts_with(field))
+        wait_for(TIMEOUT, || async {
+            self.events(name, "DriftCorrected")
+                .await
+                .iter()
+                .any(|e| e.note.as_deref().unwrap_or_default().starts_with(field))
+                .then_some(())
+        })
+        .await
+        .is_some()
     }
 
     /// A JSON merge patch of the EcrRepository `name`.

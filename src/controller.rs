@@ -379,10 +379,8 @@ fn lifecycle_controller(
     let mut seen = std::collections::HashMap::<ObjectKey, u64>::new();
     let (affected, affected_policies) = futures::channel::mpsc::unbounded();
     let on_repository = move |event: &watcher::Event<EcrRepository>| {
-        let (repository, present) = match event {
-            watcher::Event::Apply(repository) | watcher::Event::InitApply(repository) => (repository, true),
-            watcher::Event::Delete(repository) => (repository, false),
-            watcher::Event::Init | watcher::Event::InitDone => return,
+        let Some((repository, present)) = object_of(event) else {
+            return;
         };
         let namespace = repository.namespace().unwrap_or_default();
         let view = RepositoryView::of(repository);
@@ -423,6 +421,16 @@ fn lifecycle_controller(
     (controller, on_repository)
 }
 
+/// The object a watch event is about, and whether it is still there (false: deleted); None for
+/// the markers of a (re)list.
+fn object_of<K>(event: &watcher::Event<K>) -> Option<(&K, bool)> {
+    match event {
+        watcher::Event::Apply(object) | watcher::Event::InitApply(object) => Some((object, true)),
+        watcher::Event::Delete(object) => Some((object, false)),
+        watcher::Event::Init | watcher::Event::InitDone => None,
+    }
+}
+
 /// The hook on the EcrRepository watch that tells the ScanPolicies when the repositories they
 /// may cover changed: one got its repository ARN (it exists in ECR now) or lost it, or left.
 /// Their scanning configuration is then read without waiting for the next resync.
@@ -430,13 +438,8 @@ fn scan_trigger(kinds: &Kinds, enabled: bool) -> impl FnMut(&watcher::Event<EcrR
     let recompute = kinds.scans.reconciler.recompute.clone();
     let mut with_arn = HashSet::<ObjectKey>::new();
     move |event: &watcher::Event<EcrRepository>| {
-        if !enabled {
+        let Some((repository, present)) = object_of(event).filter(|_| enabled) else {
             return;
-        }
-        let (repository, present) = match event {
-            watcher::Event::Apply(repository) | watcher::Event::InitApply(repository) => (repository, true),
-            watcher::Event::Delete(repository) => (repository, false),
-            watcher::Event::Init | watcher::Event::InitDone => return,
         };
         let has_arn = present
             && repository

@@ -26,6 +26,12 @@ async fn repository_policy(s: &Setup, name: &str) -> Option<Value> {
     }
 }
 
+/// The push role's trust policy, parsed; None if the role is not there.
+async fn trust_policy(iam: &aws_sdk_iam::Client, role_name: &str) -> Option<Value> {
+    let found = role(iam, role_name).await?;
+    policy::parse_policy(found.assume_role_policy_document()?).ok()
+}
+
 /// Widens a push role's trust policy out of band: any repository of any owner may assume it.
 async fn widen_trust_policy(iam: &aws_sdk_iam::Client, role_name: &str, provider: &str) {
     iam.update_assume_role_policy()
@@ -167,15 +173,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
     wait_reason(&s.repositories, "api", "Synced", &operator).await;
     let expected_trust =
         policy::github_trust_policy(&provider, &pushers(&["refs/heads/main", "refs/heads/release"])).unwrap();
-    let trust = policy::parse_policy(
-        role(&iam, &role_name)
-            .await
-            .unwrap()
-            .assume_role_policy_document()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(trust, expected_trust);
+    assert_eq!(trust_policy(&iam, &role_name).await.unwrap(), expected_trust);
     let writes: Vec<_> = proxy.counts().into_iter().filter(|(op, _)| is_write(op)).collect();
     assert_eq!(writes, [("UpdateAssumeRolePolicy".to_owned(), 1)]);
 
@@ -205,8 +203,7 @@ async fn access_policy_and_push_role_follow_the_spec() {
     // a trust policy widened out of band (any repository may assume the role) is set back too
     widen_trust_policy(&iam, &role_name, &provider).await;
     let restored = wait_for(TIMEOUT, || async {
-        let current = role(&iam, &role_name).await?;
-        (policy::parse_policy(current.assume_role_policy_document()?).ok()? == expected_trust).then_some(())
+        (trust_policy(&iam, &role_name).await? == expected_trust).then_some(())
     })
     .await;
     assert!(
@@ -541,14 +538,7 @@ async fn a_steady_resync_reads_each_push_role_once() {
     // a trust policy and an inline policy widened out of band are both set back
     let iam = iam(&s).await;
     let role_name = policy::push_role_name(&s.namespace, &objects[0]);
-    let trust_before = policy::parse_policy(
-        role(&iam, &role_name)
-            .await
-            .unwrap()
-            .assume_role_policy_document()
-            .unwrap(),
-    )
-    .unwrap();
+    let trust_before = trust_policy(&iam, &role_name).await.unwrap();
     let provider = trust_before["Statement"][0]["Principal"]["Federated"]
         .as_str()
         .expect("the trust policy names its OIDC provider");
@@ -565,7 +555,7 @@ async fn a_steady_resync_reads_each_push_role_once() {
         .unwrap();
     let expected_inline = policy::push_role_inline_policy(&repository_arns[0]);
     let restored = wait_for(TIMEOUT, || async {
-        let trust = policy::parse_policy(role(&iam, &role_name).await?.assume_role_policy_document()?).ok()?;
+        let trust = trust_policy(&iam, &role_name).await?;
         let inline = iam
             .get_role_policy()
             .role_name(&role_name)

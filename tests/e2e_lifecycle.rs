@@ -49,6 +49,23 @@ fn rendered(rules: serde_json::Value) -> String {
 }
 
 /// Waits until `check` holds for the ECR policy text of `repository`.
+/// Puts a lifecycle policy berth did not write (expire beyond `count` images) on `repository`
+/// and returns its text as ECR holds it.
+async fn put_foreign_rules(s: &Setup, repository: &str, priority: i64, count: i64) -> String {
+    let foreign = rendered(
+        serde_json::json!([{"priority": priority, "selection": {"tagStatus": "Any",
+        "countType": "ImageCountMoreThan", "countNumber": count}, "action": {"type": "Expire"}}]),
+    );
+    s.ecr
+        .put_lifecycle_policy()
+        .repository_name(repository)
+        .lifecycle_policy_text(&foreign)
+        .send()
+        .await
+        .expect("PutLifecyclePolicy");
+    foreign
+}
+
 async fn wait_ecr_policy(s: &Setup, repository: &str, check: impl Fn(Option<&str>) -> bool) -> bool {
     wait_for(TIMEOUT, || async {
         let text = ecr_policy(s, repository).await;
@@ -81,16 +98,7 @@ async fn rules_follow_labels_selectors_conflicts_and_deletion_and_leave_others_a
         wait_reason(&s.repositories, name, "Synced", &operator).await;
     }
     // a repository no LifecyclePolicy selects keeps the lifecycle policy someone else put there
-    let foreign = rendered(
-        serde_json::json!([{"priority": 5, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 3}, "action": {"type": "Expire"}}]),
-    );
-    s.ecr
-        .put_lifecycle_policy()
-        .repository_name(format!("{ns}/own"))
-        .lifecycle_policy_text(&foreign)
-        .send()
-        .await
-        .expect("PutLifecyclePolicy");
+    let foreign = put_foreign_rules(&s, &format!("{ns}/own"), 5, 3).await;
 
     let spec = serde_json::json!({"repositorySelector": {"matchLabels": {"tier": "prod"}}, "rules": rules()});
     policies(&s)
@@ -428,16 +436,7 @@ async fn deleting_everything_at_once_takes_the_rules_off_retained_repositories_b
     // berth frozen, so that nothing sets the rules back: someone else replaces one repository's
     // lifecycle policy, then everything is deleted, the repositories first
     operator.signal("STOP");
-    let foreign = rendered(
-        serde_json::json!([{"priority": 9, "selection": {"tagStatus": "Any", "countType": "ImageCountMoreThan", "countNumber": 2}, "action": {"type": "Expire"}}]),
-    );
-    s.ecr
-        .put_lifecycle_policy()
-        .repository_name(format!("{ns}/replaced"))
-        .lifecycle_policy_text(&foreign)
-        .send()
-        .await
-        .expect("PutLifecyclePolicy");
+    let foreign = put_foreign_rules(&s, &format!("{ns}/replaced"), 9, 2).await;
     for name in ["api", "web", "replaced"] {
         s.repositories
             .delete(name, &DeleteParams::default())

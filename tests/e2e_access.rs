@@ -32,6 +32,18 @@ async fn trust_policy(iam: &aws_sdk_iam::Client, role_name: &str) -> Option<Valu
     policy::parse_policy(found.assume_role_policy_document()?).ok()
 }
 
+/// The push role's inline push policy, parsed; None if it is not there.
+async fn inline_policy(iam: &aws_sdk_iam::Client, role_name: &str) -> Option<Value> {
+    let found = iam
+        .get_role_policy()
+        .role_name(role_name)
+        .policy_name("berth-push")
+        .send()
+        .await
+        .ok()?;
+    policy::parse_policy(found.policy_document()).ok()
+}
+
 /// Widens a push role's trust policy out of band: any repository of any owner may assume it.
 async fn widen_trust_policy(iam: &aws_sdk_iam::Client, role_name: &str, provider: &str) {
     iam.update_assume_role_policy()
@@ -131,18 +143,9 @@ async fn access_policy_and_push_role_follow_the_spec() {
         trust,
         policy::github_trust_policy(&provider, &pushers(&["refs/heads/main", "refs/tags/v*"])).unwrap()
     );
-    let inline = iam
-        .get_role_policy()
-        .role_name(&role_name)
-        .policy_name("berth-push")
-        .send()
-        .await
-        .expect("inline policy");
+    let inline = inline_policy(&iam, &role_name).await.expect("inline policy");
     let repository_arn = status.repository_arn.clone().unwrap();
-    assert_eq!(
-        policy::parse_policy(inline.policy_document()).unwrap(),
-        policy::push_role_inline_policy(&repository_arn)
-    );
+    assert_eq!(inline, policy::push_role_inline_policy(&repository_arn));
     let listed = iam.list_role_policies().role_name(&role_name).send().await.unwrap();
     assert_eq!(listed.policy_names(), ["berth-push"]);
     assert_eq!(s.events("api", "PolicyApplied").await.len(), 1);
@@ -556,14 +559,7 @@ async fn a_steady_resync_reads_each_push_role_once() {
     let expected_inline = policy::push_role_inline_policy(&repository_arns[0]);
     let restored = wait_for(TIMEOUT, || async {
         let trust = trust_policy(&iam, &role_name).await?;
-        let inline = iam
-            .get_role_policy()
-            .role_name(&role_name)
-            .policy_name("berth-push")
-            .send()
-            .await
-            .ok()?;
-        let inline = policy::parse_policy(inline.policy_document()).ok()?;
+        let inline = inline_policy(&iam, &role_name).await?;
         (trust == trust_before && inline == expected_inline).then_some(())
     })
     .await;

@@ -249,6 +249,87 @@ async fn rules_follow_labels_selectors_conflicts_and_deletion_and_leave_others_a
     );
 }
 
+/// A repository berth created during the resync gets the rules without its lifecycle policy
+/// being read first (nothing but berth has written it), and is previewed and counted without
+/// reading its images (it held none when berth created it); one berth found already there is
+/// read for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_go_on_a_repository_berth_created_without_reading_it_first() {
+    let Some(s) = setup("e2e-lcnew").await else { return };
+    let (proxy, operator) = s.operator_behind_proxy(&["--resync-interval", "1h"]).await;
+    let ns = s.namespace.clone();
+    let spec = serde_json::json!({"repositorySelector": {"matchLabels": {"tier": "prod"}}, "rules": rules()});
+    policies(&s)
+        .create(&PostParams::default(), &lifecycle_policy("keep", spec))
+        .await
+        .expect("create LifecyclePolicy");
+    // the repositories join a policy already in force (its first preview reads afresh)
+    wait_for(TIMEOUT, || async {
+        policies(&s).get("keep").await.ok()?.status?.observed_generation
+    })
+    .await
+    .expect("the policy reconciled");
+    let found = format!("{ns}/found");
+    s.ecr
+        .create_repository()
+        .repository_name(&found)
+        .send()
+        .await
+        .expect("CreateRepository");
+    for (name, adopt) in [("made", false), ("found", true)] {
+        let spec = serde_json::json!({"repositoryName": format!("{ns}/{name}"), "adopt": adopt});
+        let mut object = common::object(name, spec);
+        object.metadata.labels = Some([("tier".to_owned(), "prod".to_owned())].into());
+        s.repositories
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create");
+        wait_reason(&s.repositories, name, "Synced", &operator).await;
+    }
+    let governed = wait_for(TIMEOUT, || async {
+        let status = policies(&s).get("keep").await.ok()?.status?;
+        let applied = status.repositories.iter().all(|r| r.state == SelectionState::Applied);
+        (applied && status.repositories.len() == 2 && status.preview.len() == 2).then_some(status)
+    })
+    .await
+    .unwrap_or_else(|| panic!("both repositories governed and previewed\n{}", operator.log_text()));
+    assert!(
+        governed.preview.iter().all(|p| p.keep == 0 && p.expire == 0),
+        "{:?}",
+        governed.preview
+    );
+    for name in ["made", "found"] {
+        assert!(ecr_policy(&s, &format!("{ns}/{name}")).await.is_some(), "{name}");
+        wait_for(TIMEOUT, || async {
+            s.repositories.get(name).await.ok()?.status?.image_count
+        })
+        .await
+        .unwrap_or_else(|| panic!("statistics of {name}"));
+    }
+    let reads = |operation: &str, repository: &str| {
+        let needle = format!("\"repositoryName\":\"{repository}\"");
+        proxy
+            .calls()
+            .iter()
+            .filter(|c| c.operation == operation && c.body.contains(&needle))
+            .count()
+    };
+    assert_eq!(reads("PutLifecyclePolicy", &format!("{ns}/made")), 1);
+    assert_eq!(reads("PutLifecyclePolicy", &found), 1);
+    assert_eq!(
+        reads("GetLifecyclePolicy", &format!("{ns}/made")),
+        0,
+        "created by berth: not read"
+    );
+    assert_eq!(reads("GetLifecyclePolicy", &found), 1);
+    assert_eq!(
+        reads("DescribeImages", &format!("{ns}/made")),
+        0,
+        "created by berth: no image to read"
+    );
+    assert!(reads("DescribeImages", &found) >= 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_counts_exactly_and_never_writes_the_policy() {
     let Some(s) = setup("e2e-lcpre").await else { return };

@@ -94,6 +94,28 @@ async fn one_describe_per_region_per_resync() {
     assert!(observer.observe(&testbed.region, &absent).await.unwrap().is_some());
     assert_eq!(registry.calls("DescribeRepository"), 5);
 
+    // a repository berth created is known as such for the rest of the resync (its lifecycle
+    // policy then needs no read), one found or deleted is not
+    let made = format!("{prefix}/made");
+    registry.create_plain(&testbed.region, &made).await;
+    let observed = observer.observe_fresh(&testbed.region, &made).await.unwrap().unwrap();
+    assert_eq!(
+        observer.created_this_resync(&testbed.region, &made).await,
+        None,
+        "found, not created"
+    );
+    let before = tokio::time::Instant::now();
+    observer.record_created(&testbed.region, observed.clone()).await;
+    let created = observer.created_this_resync(&testbed.region, &made).await;
+    assert!(created.is_some_and(|at| at >= before), "{created:?}");
+    observer.forget(&testbed.region, &made).await;
+    assert_eq!(
+        observer.created_this_resync(&testbed.region, &made).await,
+        None,
+        "deleted since"
+    );
+    observer.record_created(&testbed.region, observed).await;
+
     // the next resync describes the region once more and forgets what was absent
     let gone = format!("{prefix}/gone");
     assert!(observer.observe(&testbed.region, &gone).await.unwrap().is_none());
@@ -108,6 +130,11 @@ async fn one_describe_per_region_per_resync() {
         observer.observe(&testbed.region, name).await.unwrap();
     }
     assert_eq!(registry.calls("DescribeRepositories"), 2);
+    assert_eq!(
+        observer.created_this_resync(&testbed.region, &made).await,
+        None,
+        "created in an earlier resync"
+    );
 }
 
 /// A role under `path` trusted by `subject`'s account, tagged `owner`.

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::time::Instant;
 
 use super::{AwsError, ObservedRepository, Registry};
 
@@ -15,6 +16,10 @@ struct RegionSnapshot {
     repositories: HashMap<String, ObservedRepository>,
     /// Names described on their own this epoch and found absent.
     absent: HashSet<String>,
+    /// Names berth created this epoch, and when: nothing but berth has written to them yet, as
+    /// far as berth can know, so their lifecycle policy needs no read before berth puts its
+    /// own, and they held no image then.
+    created: HashMap<String, Instant>,
 }
 
 /// What a region's snapshot says of one name.
@@ -87,6 +92,7 @@ impl RepositoryObserver {
             // old snapshot, the SDK's whole listing and the new one at once at each resync)
             snapshot.repositories = HashMap::new();
             snapshot.absent.clear();
+            snapshot.created.clear();
             let repositories = self.registry.describe_repositories(region).await?;
             snapshot.repositories.reserve(repositories.len());
             snapshot
@@ -119,11 +125,34 @@ impl RepositoryObserver {
         snapshot.repositories.insert(repository.name.clone(), repository);
     }
 
+    /// Keeps the snapshot true after berth created `repository`, and remembers that it did for
+    /// the rest of this resync.
+    pub async fn record_created(&self, region: &str, repository: ObservedRepository) {
+        let snapshot = self.region(region);
+        let mut snapshot = snapshot.lock().await;
+        snapshot.created.insert(repository.name.clone(), Instant::now());
+        snapshot.absent.remove(&repository.name);
+        snapshot.repositories.insert(repository.name.clone(), repository);
+    }
+
+    /// When berth created the repository, if it did during this resync (and did not see it
+    /// deleted since).
+    pub async fn created_this_resync(&self, region: &str, name: &str) -> Option<Instant> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let snapshot = self.region(region);
+        let snapshot = snapshot.lock().await;
+        if snapshot.epoch != Some(epoch) {
+            return None;
+        }
+        snapshot.created.get(name).copied()
+    }
+
     /// Records that a repository does not exist (described absent, or deleted by berth).
     pub async fn forget(&self, region: &str, name: &str) {
         let snapshot = self.region(region);
         let mut snapshot = snapshot.lock().await;
         snapshot.repositories.remove(name);
+        snapshot.created.remove(name);
         snapshot.absent.insert(name.to_owned());
     }
 }

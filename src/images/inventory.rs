@@ -118,6 +118,27 @@ impl ImageInventory {
         }
     }
 
+    /// The images of a repository berth created at `created`: none, without a DescribeImages.
+    /// They are kept as if read then when some feature retains the repository and nothing is
+    /// kept yet, so that a push since shows once they are older than what a reader accepts.
+    pub fn keep_empty(&self, repository: &RepositoryRef, created: Instant) -> Arc<[Image]> {
+        let images: Arc<[Image]> = Arc::from(Vec::new());
+        let mut state = self.shared.lock();
+        if state.consumers.contains_key(repository) && !state.kept.contains_key(repository) {
+            let kept = Kept {
+                images: images.clone(),
+                read_at: created,
+            };
+            state.kept.insert(repository.clone(), kept);
+        }
+        images
+    }
+
+    /// Whether the repository's images are kept (of any age).
+    pub fn is_kept(&self, repository: &RepositoryRef) -> bool {
+        self.shared.lock().kept.contains_key(repository)
+    }
+
     /// `consumer` (a feature, e.g. "lifecycle") needs the repository's images kept.
     pub fn retain(&self, consumer: &'static str, repository: &RepositoryRef) {
         self.shared
@@ -469,6 +490,34 @@ mod tests {
         assert_eq!(registry.calls(), 3);
         let kept = inventory.images(&api, Duration::from_millis(10)).await.unwrap();
         assert_eq!((registry.calls(), call_of(&kept)), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_created_repository_is_empty_without_a_read_until_its_images_age() {
+        let registry = CountingRegistry::open();
+        let inventory = ImageInventory::new(registry.clone());
+        let (api, web) = (repository("api"), repository("web"));
+        // not retained: nothing is kept, and the next read lists the repository
+        assert!(inventory.keep_empty(&web, Instant::now()).is_empty());
+        assert!(!inventory.is_kept(&web));
+        inventory.retain("lifecycle", &api);
+        assert!(inventory.keep_empty(&api, Instant::now()).is_empty());
+        assert!(inventory.is_kept(&api));
+        assert!(inventory.images(&api, HOUR).await.unwrap().is_empty());
+        assert_eq!(registry.calls(), 0, "no DescribeImages for a repository known empty");
+        // a real read replaces it, and is not replaced by another empty one
+        let read = inventory.read(&api).await.unwrap();
+        assert_eq!(call_of(&read), 1);
+        inventory.keep_empty(&api, Instant::now());
+        assert_eq!(call_of(&inventory.images(&api, HOUR).await.unwrap()), 1);
+        // its age counts from the creation: once older than a reader accepts, it is read
+        let old = repository("old");
+        inventory.retain("lifecycle", &old);
+        let created = Instant::now();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        inventory.keep_empty(&old, created);
+        let aged = inventory.images(&old, Duration::from_millis(10)).await.unwrap();
+        assert_eq!((registry.calls(), call_of(&aged)), (2, 2));
     }
 
     #[tokio::test]

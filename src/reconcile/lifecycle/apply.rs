@@ -352,10 +352,16 @@ async fn enforce_on(
     let name = policy.name_any();
     let target = &target.repository();
     if !kind.is_confirmed(target, text, epoch) {
-        let observed = runtime
-            .registry
-            .get_lifecycle_policy(&target.region, &target.name)
-            .await?;
+        // a repository berth created this resync has no lifecycle policy but the one berth puts
+        let created = runtime.observer.created_this_resync(&target.region, &target.name).await;
+        let observed = if created.is_some() {
+            None
+        } else {
+            runtime
+                .registry
+                .get_lifecycle_policy(&target.region, &target.name)
+                .await?
+        };
         if let Some(change) = plan_policy(Some(text), observed.as_deref()) {
             runtime
                 .registry
@@ -414,7 +420,15 @@ async fn preview_of(
 ) -> Result<LifecyclePreview> {
     let target = &target.repository();
     runtime.images.retain(IMAGES_CONSUMER, target);
-    let images = if fresh {
+    // a repository berth created held no image then: as good as a read of that age, which
+    // the preview accepts when it is younger than the images' max age
+    let created = match fresh || runtime.images.is_kept(target) {
+        true => None,
+        false => runtime.observer.created_this_resync(&target.region, &target.name).await,
+    };
+    let images = if let Some(created) = created.filter(|at| at.elapsed() < kind.images_max_age) {
+        runtime.images.keep_empty(target, created)
+    } else if fresh {
         runtime.images.read(target).await?
     } else {
         runtime.images.images(target, kind.images_max_age).await?

@@ -105,7 +105,11 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
         .repository
         .clone()
         .expect("a repository exists after planning and applying");
-    runtime.observer.record(&desired.region, current.clone()).await;
+    if executor.executed.created {
+        runtime.observer.record_created(&desired.region, current.clone()).await;
+    } else {
+        runtime.observer.record(&desired.region, current.clone()).await;
+    }
 
     // phase 2: the push role, whose inline policy names the repository's ARN
     if let Some(role_name) = &desired.access.role_name {
@@ -166,6 +170,7 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
             repository: desired.name.clone(),
         },
         repository.status.as_ref(),
+        executor.executed.created,
     );
     runtime.remember_synced(id, repository.metadata.generation, epoch);
     Ok(Action::await_change())

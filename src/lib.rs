@@ -17,3 +17,4 @@ pub mod policy;
 pub mod reconcile;
 pub mod scan;
 pub mod telemetry;
+pub mod writes;

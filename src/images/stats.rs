@@ -13,7 +13,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 
 use super::rotation::Rotation;
@@ -193,20 +192,14 @@ impl Refresher<'_> {
         if !self.targets.needs_write(key, target, &stats) {
             return;
         }
-        let patch = serde_json::json!({
-            "apiVersion": "ecr.berth.dev/v1alpha1",
-            "kind": "EcrRepository",
-            "status": &stats,
-        });
-        let api = Api::<crate::api::EcrRepository>::namespaced(self.client.clone(), &key.0);
-        match api
-            .patch_status(
-                &key.1,
-                &PatchParams::apply(STATS_FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
+        let written = crate::writes::apply_status::<crate::api::EcrRepository>(
+            self.client,
+            Some(&key.0),
+            &key.1,
+            STATS_FIELD_MANAGER,
+            &stats,
+        );
+        match written.await {
             Ok(_) => self.targets.written(key, stats),
             Err(kube::Error::Api(status)) if status.code == 404 => self.targets.untrack(key),
             Err(error) => {

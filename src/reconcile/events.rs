@@ -13,9 +13,9 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{EventType, Reporter};
-use kube::{Client, ResourceExt};
 
 /// A series not repeated for this long starts a new Event (kube's recorder uses the same).
 const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
@@ -185,12 +185,10 @@ impl Recorder {
             ),
             ..Event::default()
         };
-        let created = Api::<Event>::namespaced(self.client.clone(), &namespace)
-            .create(&PostParams::default(), &event)
-            .await?;
+        crate::writes::create(&self.client, Some(&namespace), &event).await?;
         Ok(Series {
+            name: event.metadata.name.unwrap_or_default(),
             namespace,
-            name: created.name_any(),
             count: 1,
             last_observed: now,
         })

@@ -228,20 +228,18 @@ impl Runtime {
 
     /// Server-side applies `status` as the whole of what `manager` owns in `object`'s status:
     /// fields the manager applied before and leaves out now are removed.
-    pub async fn apply_status<K, S>(&self, api: &Api<K>, object: &K, manager: &str, status: &S) -> Result<(), Error>
+    pub async fn apply_status<K, S>(&self, object: &K, manager: &str, status: &S) -> Result<(), Error>
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+        K: Resource<DynamicType = ()>,
         S: serde::Serialize,
     {
-        let patch = serde_json::json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &object.name_any(),
-            &PatchParams::apply(manager).force(),
-            &Patch::Apply(&patch),
+        let meta = object.meta();
+        crate::writes::apply_status::<K>(
+            &self.client,
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+            manager,
+            status,
         )
         .await?;
         Ok(())

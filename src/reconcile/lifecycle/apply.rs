@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -469,15 +469,15 @@ async fn record_governor(
         Some(name) => json!({"lifecyclePolicy": name}),
         None => json!({}),
     };
-    let patch = json!({"apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository", "status": status});
-    let api = Api::<EcrRepository>::namespaced(runtime.client.clone(), &policy.namespace().unwrap_or_default());
-    match api
-        .patch_status(
-            repository,
-            &PatchParams::apply(REPOSITORY_FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
+    let namespace = policy.namespace();
+    match crate::writes::apply_status::<EcrRepository>(
+        &runtime.client,
+        namespace.as_deref(),
+        repository,
+        REPOSITORY_FIELD_MANAGER,
+        &status,
+    )
+    .await
     {
         Ok(_) => Ok(()),
         // the repository object is gone: there is nothing to record on
@@ -652,9 +652,7 @@ async fn write_status(
     if current == Some(status) {
         return Ok(());
     }
-    runtime
-        .apply_status(&api(policy, runtime), policy, FIELD_MANAGER, status)
-        .await
+    runtime.apply_status(policy, FIELD_MANAGER, status).await
 }
 
 /// A whole-object failure: Ready=False with the error, the rest of the status kept.

@@ -318,9 +318,7 @@ async fn write_status(repository: &EcrRepository, runtime: &Runtime, outcome: Ou
     if !needs_write(repository.status.as_ref(), &status) {
         return Ok(());
     }
-    runtime
-        .apply_status(&api(repository, runtime), repository, FIELD_MANAGER, &status)
-        .await
+    runtime.apply_status(repository, FIELD_MANAGER, &status).await
 }
 
 /// The failure in status (the harness publishes the Warning Event).

@@ -462,7 +462,7 @@ async fn write_status(policy: &ScanPolicy, runtime: &Runtime, status: &ScanPolic
     if policy.status.as_ref() == Some(status) {
         return Ok(());
     }
-    runtime.apply_status(&api(runtime), policy, FIELD_MANAGER, status).await
+    runtime.apply_status(policy, FIELD_MANAGER, status).await
 }
 
 pub async fn write_failure(policy: &ScanPolicy, runtime: &Runtime, error: &Error) {

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use serde_json::json;
 
@@ -34,14 +33,7 @@ pub async fn write_record(runtime: &Runtime, key: &ObjectKey, record: &ScanRecor
     if let Some(condition) = &record.compliant {
         status.insert("conditions".into(), json!([condition]));
     }
-    let patch = json!({"apiVersion": "ecr.berth.dev/v1alpha1", "kind": "EcrRepository", "status": status});
-    let api = Api::<EcrRepository>::namespaced(runtime.client.clone(), &key.0);
-    match api
-        .patch_status(
-            &key.1,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
+    match crate::writes::apply_status::<EcrRepository>(&runtime.client, Some(&key.0), &key.1, FIELD_MANAGER, &status)
         .await
     {
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),

@@ -144,12 +144,17 @@ fn base_http_client(sdk_config: &aws_config::SdkConfig) -> SharedHttpClient {
 ///
 /// Timeouts: without them an answer that never comes (a half-open connection, a stalled
 /// endpoint) holds its reconcile, and the single-flight describe every object of a region
-/// waits on, forever. A timed-out attempt is retried like a 5xx.
+/// waits on, forever. A timed-out attempt is retried like a 5xx. The attempt timeout also
+/// covers an answer whose body stalls, so the SDK's stalled-stream protection (a throughput
+/// check on every poll of every body, meant for long downloads) is off: it was about 4% of
+/// berth's CPU while converging, for small JSON answers.
 pub async fn load_sdk_config(region: &str) -> aws_config::SdkConfig {
+    use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
         .timeout_config(sdk_timeouts())
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .load()
         .await
 }

@@ -107,6 +107,18 @@ fn sample(pid: u32) -> ProcessSample {
     }
 }
 
+/// `berth_resyncs_total` from berth's metrics endpoint (None while it does not answer).
+fn berth_resyncs(http_addr: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(http_addr).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("berth_resyncs_total "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// Requests the apiserver has served, by verb and resource (its own `apiserver_request_total`).
 async fn apiserver_requests(client: &Client) -> BTreeMap<String, f64> {
     let request = http::Request::get("/metrics").body(Vec::new()).expect("a request");
@@ -357,7 +369,21 @@ async fn main() -> anyhow::Result<()> {
     let converge_counts = proxy.counts();
     let converge_requests = requests_since(&requests_before, &apiserver_requests(&client).await);
 
-    // steady state: K resyncs with nothing changing (the benchmark itself stays quiet)
+    // steady state: K resyncs with nothing changing (the benchmark itself stays quiet), from
+    // the start of a resync interval, so that the window holds each object's look exactly K
+    // times (it is spread over the interval at a fixed offset per object)
+    let resyncs =
+        berth_resyncs(&http_addr).ok_or_else(|| anyhow::anyhow!("berth's metrics do not answer on {http_addr}"))?;
+    let next_interval = Instant::now() + Duration::from_secs(args.resync_seconds * 2);
+    while berth_resyncs(&http_addr).is_none_or(|now| now == resyncs) {
+        if Instant::now() > next_interval {
+            anyhow::bail!(
+                "berth started no resync interval within two (berth's log: {})",
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     proxy.reset();
     let steady_requests_before = apiserver_requests(&client).await;
     let steady_started = Instant::now();

@@ -244,6 +244,7 @@ async fn run_controllers(kinds: &Kinds, args: &RunArgs, shutdown: &Shutdown) {
         loop {
             timer.tick().await;
             runtime.observer.start_resync();
+            runtime.metrics.resync_started();
             let _ = tick.send(());
         }
     };

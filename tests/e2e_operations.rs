@@ -373,6 +373,10 @@ async fn statistics_follow_the_images_pushed() {
         s.repositories.get("img").await.unwrap().metadata.resource_version,
         version
     );
+    // each resync interval started is counted (3 s here; the benchmark aligns its steady
+    // window to this counter)
+    let resyncs = operator.metric("berth_resyncs_total").await;
+    assert!(resyncs >= 2.0, "{resyncs} resyncs counted after more than 6 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

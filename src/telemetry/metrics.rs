@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Namespace/name of an object.
@@ -63,6 +64,7 @@ pub struct Metrics {
     managed_objects: IntGaugeVec,
     drift_corrections: IntCounterVec,
     leader: IntGauge,
+    resyncs: IntCounter,
     repository_images: IntGaugeVec,
     repository_size: IntGaugeVec,
     repository_last_push: IntGaugeVec,
@@ -178,6 +180,14 @@ impl Metrics {
                 )
                 .expect("valid gauge"),
             ),
+            resyncs: register(
+                &registry,
+                IntCounter::new(
+                    "resyncs_total",
+                    "Resync intervals started: at each, every object is looked at once, spread over the interval.",
+                )
+                .expect("valid counter"),
+            ),
             repository_images: gauge(
                 "repository_images",
                 "Images in a managed repository, refreshed every --stats-interval.",
@@ -234,6 +244,10 @@ impl Metrics {
 
     pub fn drift_corrected(&self, kind: &str, field: &str) {
         self.drift_corrections.with_label_values(&[kind, field]).inc();
+    }
+
+    pub fn resync_started(&self) {
+        self.resyncs.inc();
     }
 
     pub fn set_leader(&self, leading: bool) {

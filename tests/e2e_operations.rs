@@ -57,8 +57,7 @@ async fn metrics_count_exactly_the_aws_calls_made() {
         Some(&1),
         "calls seen by the proxy: {made:?}"
     );
-    // statistics 0 without a read: berth created the repository, so it holds no image yet
-    assert_eq!(made.get("DescribeImages"), None, "calls seen by the proxy: {made:?}");
+    assert!(made.contains_key("DescribeImages"), "calls seen by the proxy: {made:?}");
     for (operation, count) in &made {
         let reported = metric_sum(&text, "berth_aws_requests_total", &[("operation", operation)]);
         assert_eq!(

@@ -104,17 +104,16 @@ async fn one_describe_per_region_per_resync() {
         None,
         "found, not created"
     );
-    let before = tokio::time::Instant::now();
-    observer.record_created(&testbed.region, observed.clone()).await;
-    let created = observer.created_this_resync(&testbed.region, &made).await;
-    assert!(created.is_some_and(|at| at >= before), "{created:?}");
+    let at = tokio::time::Instant::now();
+    observer.record_created(&testbed.region, observed.clone(), at).await;
+    assert_eq!(observer.created_this_resync(&testbed.region, &made).await, Some(at));
     observer.forget(&testbed.region, &made).await;
     assert_eq!(
         observer.created_this_resync(&testbed.region, &made).await,
         None,
         "deleted since"
     );
-    observer.record_created(&testbed.region, observed).await;
+    observer.record_created(&testbed.region, observed, at).await;
 
     // the next resync describes the region once more and forgets what was absent
     let gone = format!("{prefix}/gone");

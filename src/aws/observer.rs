@@ -119,18 +119,21 @@ impl RepositoryObserver {
 
     /// Keeps the snapshot true after berth's own writes.
     pub async fn record(&self, region: &str, repository: ObservedRepository) {
-        let snapshot = self.region(region);
-        let mut snapshot = snapshot.lock().await;
-        snapshot.absent.remove(&repository.name);
-        snapshot.repositories.insert(repository.name.clone(), repository);
+        self.keep(region, repository, None).await
     }
 
-    /// Keeps the snapshot true after berth created `repository`, and remembers that it did for
-    /// the rest of this resync.
-    pub async fn record_created(&self, region: &str, repository: ObservedRepository) {
+    /// Keeps the snapshot true after berth created `repository`, and remembers for the rest of
+    /// this resync that it did, and when (no later than `created`).
+    pub async fn record_created(&self, region: &str, repository: ObservedRepository, created: Instant) {
+        self.keep(region, repository, Some(created)).await
+    }
+
+    async fn keep(&self, region: &str, repository: ObservedRepository, created: Option<Instant>) {
         let snapshot = self.region(region);
         let mut snapshot = snapshot.lock().await;
-        snapshot.created.insert(repository.name.clone(), Instant::now());
+        if let Some(created) = created {
+            snapshot.created.insert(repository.name.clone(), created);
+        }
         snapshot.absent.remove(&repository.name);
         snapshot.repositories.insert(repository.name.clone(), repository);
     }

@@ -121,10 +121,14 @@ impl ImageInventory {
     /// The images of a repository berth created at `created`: none, without a DescribeImages.
     /// They are kept as if read then when some feature retains the repository and nothing is
     /// kept yet, so that a push since shows once they are older than what a reader accepts.
+    /// What is kept already (a read since) wins.
     pub fn keep_empty(&self, repository: &RepositoryRef, created: Instant) -> Arc<[Image]> {
-        let images: Arc<[Image]> = Arc::from(Vec::new());
         let mut state = self.shared.lock();
-        if state.consumers.contains_key(repository) && !state.kept.contains_key(repository) {
+        if let Some(kept) = state.kept.get(repository) {
+            return kept.images.clone();
+        }
+        let images: Arc<[Image]> = Arc::from(Vec::new());
+        if state.consumers.contains_key(repository) {
             let kept = Kept {
                 images: images.clone(),
                 read_at: created,
@@ -508,7 +512,7 @@ mod tests {
         // a real read replaces it, and is not replaced by another empty one
         let read = inventory.read(&api).await.unwrap();
         assert_eq!(call_of(&read), 1);
-        inventory.keep_empty(&api, Instant::now());
+        assert_eq!(call_of(&inventory.keep_empty(&api, Instant::now())), 1, "the read wins");
         assert_eq!(call_of(&inventory.images(&api, HOUR).await.unwrap()), 1);
         // its age counts from the creation: once older than a reader accepts, it is read
         let old = repository("old");

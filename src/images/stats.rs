@@ -7,7 +7,7 @@
 //! It takes what it needs as arguments rather than the controller's context, so that `images`
 //! stays below `controller` (no import circle).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use std::time::Duration;
@@ -77,17 +77,10 @@ pub struct StatsTargets {
     rotation: Rotation<StatsTarget>,
     /// What each status holds now, as far as this replica knows.
     written: Mutex<BTreeMap<ObjectKey, StatusStats>>,
-    /// Repositories berth just created, still to be visited: known empty without a read.
-    created: Mutex<HashSet<ObjectKey>>,
 }
 
 impl StatsTargets {
-    /// Tracks the object's repository; `created` says berth created it in this reconcile, so
-    /// that the first visit counts no images without reading them.
-    pub fn track(&self, key: ObjectKey, target: StatsTarget, status: Option<&EcrRepositoryStatus>, created: bool) {
-        if created {
-            self.created.lock().expect("stats lock").insert(key.clone());
-        }
+    pub fn track(&self, key: ObjectKey, target: StatsTarget, status: Option<&EcrRepositoryStatus>) {
         if self.rotation.track(key.clone(), target) {
             let mut written = self.written.lock().expect("stats lock");
             match status.and_then(StatusStats::from_status) {
@@ -100,13 +93,6 @@ impl StatsTargets {
     pub fn untrack(&self, key: &ObjectKey) {
         self.rotation.untrack(key);
         self.written.lock().expect("stats lock").remove(key);
-        self.created.lock().expect("stats lock").remove(key);
-    }
-
-    /// Whether the object's repository was created by berth and not visited since (its images
-    /// are then none, without a DescribeImages).
-    fn take_created(&self, key: &ObjectKey) -> bool {
-        self.created.lock().expect("stats lock").remove(key)
     }
 
     pub fn keys(&self) -> Vec<ObjectKey> {
@@ -159,28 +145,13 @@ struct Refresher<'a> {
 
 impl Refresher<'_> {
     async fn refresh(&self, key: &ObjectKey, target: &StatsTarget) {
-        let images = if self.targets.take_created(key) {
-            ImageStats::default()
-        } else {
-            match self.read(key, target).await {
-                Some(images) => images,
-                None => return,
-            }
-        };
-        self.publish(key, target, images).await;
-    }
-
-    async fn read(&self, key: &ObjectKey, target: &StatsTarget) -> Option<ImageStats> {
-        match self.inventory.read(&target.repository_ref()).await {
-            Ok(images) => Some(ImageStats::from_images(&images)),
+        let images = match self.inventory.read(&target.repository_ref()).await {
+            Ok(images) => ImageStats::from_images(&images),
             Err(error) => {
                 tracing::warn!(namespace = key.0, name = key.1, %error, "could not read repository statistics");
-                None
+                return;
             }
-        }
-    }
-
-    async fn publish(&self, key: &ObjectKey, target: &StatsTarget, images: ImageStats) {
+        };
         self.metrics.set_repository_stats(
             key,
             &target.repository,
@@ -250,7 +221,7 @@ mod tests {
             size_bytes: Some(10),
             ..Default::default()
         };
-        targets.track(key("api"), target("api"), Some(&status), false);
+        targets.track(key("api"), target("api"), Some(&status));
         let same = StatusStats {
             image_count: 1,
             size_bytes: 10,

@@ -74,6 +74,9 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
             repository.spec.deletion_policy == DeletionPolicy::Delete,
         )
         .await?;
+    // no later than a creation this reconcile makes (what berth then knows of the repository
+    // is as old as that)
+    let before_changes = tokio::time::Instant::now();
     let mut executor = Executor::new(&scope, &desired, observed.map(|o| o.repository));
     match execute_phase_one(&scope, &mut executor, &first_plan).await {
         Err(Error::Aws(error))
@@ -106,7 +109,10 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
         .clone()
         .expect("a repository exists after planning and applying");
     if executor.executed.created {
-        runtime.observer.record_created(&desired.region, current.clone()).await;
+        let observer = &runtime.observer;
+        observer
+            .record_created(&desired.region, current.clone(), before_changes)
+            .await;
     } else {
         runtime.observer.record(&desired.region, current.clone()).await;
     }
@@ -170,7 +176,6 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
             repository: desired.name.clone(),
         },
         repository.status.as_ref(),
-        executor.executed.created,
     );
     runtime.remember_synced(id, repository.metadata.generation, epoch);
     Ok(Action::await_change())

@@ -250,6 +250,18 @@ impl Drop for Berth {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // interrupted (Ctrl-C, or SIGTERM from scripts/bench's caller), the benchmark stops its
+    // berth too: dropping `run` drops the child's guard, where exiting at the signal left
+    // berth running against a test bed that was going away
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = run(args) => result,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+        _ = terminate.recv() => anyhow::bail!("terminated"),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let aws_endpoint = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| anyhow::anyhow!("the test bed is not up: run scripts/bench (or source the test bed's env)"))?;

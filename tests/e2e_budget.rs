@@ -185,7 +185,9 @@ async fn throttling_slows_berth_down_and_is_not_a_failure() {
     let lowest = *lowest_rate.lock().unwrap();
     eprintln!("{throttled} throttled answers; lowest ECR rate {lowest:.1}/s");
     assert!(throttled > 0.0, "the proxy throttled nothing");
-    assert!(lowest < 20.0, "the ECR rate never went down: {lowest}");
+    // at least one cut from the default 50/s (one per congestion event: how many depends on how
+    // long converging takes, which berth keeps making shorter)
+    assert!(lowest < 30.0, "the ECR rate never went down from 50/s: {lowest}");
 
     // a throttle that outlasts the SDK's retries: the reconcile of a spec change fails, and
     // is retried without touching the object's status

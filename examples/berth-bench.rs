@@ -9,7 +9,10 @@
 //! Run it with `scripts/bench` (brings the test bed up and builds in release mode), e.g.
 //! `scripts/bench --repositories 1000 --resyncs 3`.
 
-// the tests' recording proxy; the benchmark uses only part of it
+// the tests' bare HTTP client and recording proxy; the benchmark uses only part of them
+#[allow(dead_code)]
+#[path = "../tests/common/http.rs"]
+mod bare_http;
 #[allow(dead_code)]
 #[path = "../tests/common/proxy.rs"]
 mod proxy;
@@ -107,15 +110,11 @@ fn sample(pid: u32) -> ProcessSample {
     }
 }
 
-/// `berth_resyncs_total` from berth's metrics endpoint (None while it does not answer).
-fn berth_resyncs(http_addr: &str) -> Option<u64> {
-    use std::io::{Read, Write};
-    let address = http_addr.parse().ok()?;
-    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
+/// `berth_resyncs_total` from berth's metrics endpoint (None while it does not answer, or
+/// when it has no such counter).
+async fn berth_resyncs(http_addr: &str) -> Option<u64> {
+    let metrics = bare_http::http_get(http_addr, "/metrics");
+    let (_, text) = tokio::time::timeout(Duration::from_secs(5), metrics).await.ok()??;
     text.lines()
         .find_map(|line| line.strip_prefix("berth_resyncs_total "))
         .and_then(|value| value.trim().parse().ok())
@@ -386,10 +385,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // steady state: K resyncs with nothing changing (the benchmark itself stays quiet), from
     // the start of a resync interval, so that the window holds each object's look exactly K
     // times (it is spread over the interval at a fixed offset per object)
-    match berth_resyncs(&http_addr) {
+    match berth_resyncs(&http_addr).await {
         Some(resyncs) => {
             let next_interval = Instant::now() + Duration::from_secs(args.resync_seconds * 2);
-            while berth_resyncs(&http_addr).is_none_or(|now| now == resyncs) {
+            while berth_resyncs(&http_addr).await.is_none_or(|now| now == resyncs) {
                 if Instant::now() > next_interval {
                     anyhow::bail!(
                         "berth started no resync interval within two (berth's log: {})",

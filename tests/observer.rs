@@ -105,7 +105,7 @@ async fn one_describe_per_region_per_resync() {
         "found, not created"
     );
     let at = tokio::time::Instant::now();
-    observer.record_created(&testbed.region, observed.clone(), at).await;
+    observer.record(&testbed.region, observed.clone(), Some(at)).await;
     assert_eq!(observer.created_this_resync(&testbed.region, &made).await, Some(at));
     observer.forget(&testbed.region, &made).await;
     assert_eq!(
@@ -113,7 +113,7 @@ async fn one_describe_per_region_per_resync() {
         None,
         "deleted since"
     );
-    observer.record_created(&testbed.region, observed, at).await;
+    observer.record(&testbed.region, observed, Some(at)).await;
 
     // the next resync describes the region once more and forgets what was absent
     let gone = format!("{prefix}/gone");

@@ -111,24 +111,15 @@ impl RepositoryObserver {
     pub async fn observe_fresh(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
         let repository = self.registry.describe_repository(region, name).await?;
         match &repository {
-            Some(repository) => self.record(region, repository.clone()).await,
+            Some(repository) => self.record(region, repository.clone(), None).await,
             None => self.forget(region, name).await,
         }
         Ok(repository)
     }
 
-    /// Keeps the snapshot true after berth's own writes.
-    pub async fn record(&self, region: &str, repository: ObservedRepository) {
-        self.keep(region, repository, None).await
-    }
-
-    /// Keeps the snapshot true after berth created `repository`, and remembers for the rest of
-    /// this resync that it did, and when (no later than `created`).
-    pub async fn record_created(&self, region: &str, repository: ObservedRepository, created: Instant) {
-        self.keep(region, repository, Some(created)).await
-    }
-
-    async fn keep(&self, region: &str, repository: ObservedRepository, created: Option<Instant>) {
+    /// Keeps the snapshot true after berth's own writes; `created`: berth created the
+    /// repository (no later than then), remembered for the rest of this resync.
+    pub async fn record(&self, region: &str, repository: ObservedRepository, created: Option<Instant>) {
         let snapshot = self.region(region);
         let mut snapshot = snapshot.lock().await;
         if let Some(created) = created {

@@ -119,13 +119,13 @@ impl ImageInventory {
     }
 
     /// The images of a repository berth created at `created`: none, without a DescribeImages.
-    /// They are kept as if read then when some feature retains the repository and nothing is
-    /// kept yet, so that a push since shows once they are older than what a reader accepts.
-    /// What is kept already (a read since) wins.
-    pub fn keep_empty(&self, repository: &RepositoryRef, created: Instant) -> Arc<[Image]> {
+    /// They are kept as if read then when some feature retains the repository, so that a push
+    /// since shows once they are older than what a reader accepts. None when images are kept
+    /// already (a read since, or an earlier call): they are read as any kept images are.
+    pub fn keep_empty(&self, repository: &RepositoryRef, created: Instant) -> Option<Arc<[Image]>> {
         let mut state = self.shared.lock();
-        if let Some(kept) = state.kept.get(repository) {
-            return kept.images.clone();
+        if state.kept.contains_key(repository) {
+            return None;
         }
         let images: Arc<[Image]> = Arc::from(Vec::new());
         if state.consumers.contains_key(repository) {
@@ -135,12 +135,7 @@ impl ImageInventory {
             };
             state.kept.insert(repository.clone(), kept);
         }
-        images
-    }
-
-    /// Whether the repository's images are kept (of any age).
-    pub fn is_kept(&self, repository: &RepositoryRef) -> bool {
-        self.shared.lock().kept.contains_key(repository)
+        Some(images)
     }
 
     /// `consumer` (a feature, e.g. "lifecycle") needs the repository's images kept.
@@ -502,17 +497,17 @@ mod tests {
         let inventory = ImageInventory::new(registry.clone());
         let (api, web) = (repository("api"), repository("web"));
         // not retained: nothing is kept, and the next read lists the repository
-        assert!(inventory.keep_empty(&web, Instant::now()).is_empty());
-        assert!(!inventory.is_kept(&web));
+        assert!(inventory.keep_empty(&web, Instant::now()).unwrap().is_empty());
+        assert_eq!(inventory.kept(), 0);
         inventory.retain("lifecycle", &api);
-        assert!(inventory.keep_empty(&api, Instant::now()).is_empty());
-        assert!(inventory.is_kept(&api));
+        assert!(inventory.keep_empty(&api, Instant::now()).unwrap().is_empty());
+        assert_eq!(inventory.kept(), 1);
         assert!(inventory.images(&api, HOUR).await.unwrap().is_empty());
         assert_eq!(registry.calls(), 0, "no DescribeImages for a repository known empty");
         // a real read replaces it, and is not replaced by another empty one
         let read = inventory.read(&api).await.unwrap();
         assert_eq!(call_of(&read), 1);
-        assert_eq!(call_of(&inventory.keep_empty(&api, Instant::now())), 1, "the read wins");
+        assert!(inventory.keep_empty(&api, Instant::now()).is_none(), "the read wins");
         assert_eq!(call_of(&inventory.images(&api, HOUR).await.unwrap()), 1);
         // its age counts from the creation: once older than a reader accepts, it is read
         let old = repository("old");

@@ -422,16 +422,18 @@ async fn preview_of(
     runtime.images.retain(IMAGES_CONSUMER, target);
     // a repository berth created held no image then: as good as a read of that age, which
     // the preview accepts when it is younger than the images' max age
-    let created = match fresh || runtime.images.is_kept(target) {
-        true => None,
-        false => runtime.observer.created_this_resync(&target.region, &target.name).await,
-    };
-    let images = if let Some(created) = created.filter(|at| at.elapsed() < kind.images_max_age) {
-        runtime.images.keep_empty(target, created)
-    } else if fresh {
-        runtime.images.read(target).await?
+    let created = if fresh {
+        None
     } else {
-        runtime.images.images(target, kind.images_max_age).await?
+        runtime.observer.created_this_resync(&target.region, &target.name).await
+    };
+    let known_empty = created
+        .filter(|at| at.elapsed() < kind.images_max_age)
+        .and_then(|at| runtime.images.keep_empty(target, at));
+    let images = match known_empty {
+        Some(images) => images,
+        None if fresh => runtime.images.read(target).await?,
+        None => runtime.images.images(target, kind.images_max_age).await?,
     };
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let verdicts = lifecycle::evaluate(rules, &images, now);

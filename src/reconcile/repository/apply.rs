@@ -108,14 +108,8 @@ pub async fn apply(repository: &EcrRepository, kind: &Repositories, runtime: &Ru
         .repository
         .clone()
         .expect("a repository exists after planning and applying");
-    if executor.executed.created {
-        let observer = &runtime.observer;
-        observer
-            .record_created(&desired.region, current.clone(), before_changes)
-            .await;
-    } else {
-        runtime.observer.record(&desired.region, current.clone()).await;
-    }
+    let created = executor.executed.created.then_some(before_changes);
+    runtime.observer.record(&desired.region, current.clone(), created).await;
 
     // phase 2: the push role, whose inline policy names the repository's ARN
     if let Some(role_name) = &desired.access.role_name {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::repository_gauges::RepositoryGauges;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -65,18 +66,12 @@ pub struct Metrics {
     drift_corrections: IntCounterVec,
     leader: IntGauge,
     resyncs: IntCounter,
-    repository_images: IntGaugeVec,
-    repository_size: IntGaugeVec,
-    repository_last_push: IntGaugeVec,
     lifecycle_expiring: IntGaugeVec,
-    image_findings: IntGaugeVec,
     watch_errors: IntCounterVec,
-    /// The `repository` label of each object's findings gauges, to remove them with it.
-    findings_repository: Mutex<HashMap<ObjectKey, String>>,
     /// Ready status per (kind, object), so that `managed_objects` moves by transitions.
     ready_by_object: Mutex<HashMap<(&'static str, ObjectKey), bool>>,
-    /// The `repository` label of each object's statistics gauges, to remove them with it.
-    stats_repository: Mutex<HashMap<ObjectKey, String>>,
+    /// Statistics and findings of each EcrRepository, outside the registry (see the module).
+    repository_gauges: Mutex<RepositoryGauges>,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
@@ -188,39 +183,18 @@ impl Metrics {
                 )
                 .expect("valid counter"),
             ),
-            repository_images: gauge(
-                "repository_images",
-                "Images in a managed repository, refreshed every --stats-interval.",
-                &["namespace", "name", "repository"],
-            ),
-            repository_size: gauge(
-                "repository_size_bytes",
-                "Total size of the images in a managed repository.",
-                &["namespace", "name", "repository"],
-            ),
-            repository_last_push: gauge(
-                "repository_last_push_timestamp_seconds",
-                "Unix time of the newest image push to a managed repository (0 when empty).",
-                &["namespace", "name", "repository"],
-            ),
             lifecycle_expiring: gauge(
                 "lifecycle_images_to_expire",
                 "Images a LifecyclePolicy's rules would expire now, over the repositories it governs.",
                 &["namespace", "policy"],
             ),
-            image_findings: gauge(
-                "image_findings",
-                "Vulnerability findings of the newest image of a managed repository, by severity.",
-                &["namespace", "repository", "severity"],
-            ),
-            findings_repository: Mutex::default(),
             watch_errors: counter(
                 "watch_errors_total",
                 "Errors of the watches that feed the controllers (retried by kube-runtime), by kind.",
                 &["kind"],
             ),
             ready_by_object: Mutex::default(),
-            stats_repository: Mutex::default(),
+            repository_gauges: Mutex::default(),
             registry,
         }
     }
@@ -287,40 +261,18 @@ impl Metrics {
             .remove_label_values(&[key.0.as_str(), key.1.as_str()]);
     }
 
-    /// The findings of an EcrRepository's newest image: (severity label, count) pairs.
-    pub fn set_image_findings(&self, key: &ObjectKey, repository: &str, counts: &[(&str, i64)]) {
-        let previous = self
-            .findings_repository
-            .lock()
-            .expect("findings label lock")
-            .insert(key.clone(), repository.to_owned());
-        if let Some(previous) = previous.filter(|previous| previous != repository) {
-            self.remove_findings_series(key, &previous);
-        }
-        for (severity, count) in counts {
-            self.image_findings
-                .with_label_values(&[key.0.as_str(), repository, severity])
-                .set(*count);
-        }
+    /// The findings of an EcrRepository's newest image: critical, high, medium, low,
+    /// informational, undefined.
+    pub fn set_image_findings(&self, key: &ObjectKey, repository: &str, counts: [i64; 6]) {
+        self.gauges().set_findings(key, repository, counts);
     }
 
     pub fn forget_image_findings(&self, key: &ObjectKey) {
-        let repository = self
-            .findings_repository
-            .lock()
-            .expect("findings label lock")
-            .remove(key);
-        if let Some(repository) = repository {
-            self.remove_findings_series(key, &repository);
-        }
+        self.gauges().forget_findings(key);
     }
 
-    fn remove_findings_series(&self, key: &ObjectKey, repository: &str) {
-        for severity in ["critical", "high", "medium", "low", "informational", "undefined"] {
-            let _ = self
-                .image_findings
-                .remove_label_values(&[key.0.as_str(), repository, severity]);
-        }
+    fn gauges(&self) -> std::sync::MutexGuard<'_, RepositoryGauges> {
+        self.repository_gauges.lock().expect("repository gauges lock")
     }
 
     /// Forgets an object that is gone from the cluster.
@@ -349,18 +301,13 @@ impl Metrics {
 
     /// The EcrRepository objects that have statistics or findings gauges.
     pub fn objects_with_repository_gauges(&self) -> Vec<ObjectKey> {
-        let stats = self.stats_repository.lock().expect("stats label lock");
-        let findings = self.findings_repository.lock().expect("findings label lock");
-        stats.keys().chain(findings.keys()).cloned().collect()
+        self.gauges().keys().cloned().collect()
     }
 
     /// Forgets every object, when this replica stops leading: the new leader reports them.
     pub fn forget_all_objects(&self) {
-        let objects: Vec<_> = self.ready_by_object.lock().expect("ready map lock").drain().collect();
-        for ((_, key), _) in objects {
-            self.forget_repository_stats(&key);
-            self.forget_image_findings(&key);
-        }
+        self.ready_by_object.lock().expect("ready map lock").clear();
+        *self.gauges() = RepositoryGauges::default();
         self.managed_objects.reset();
     }
 
@@ -373,36 +320,12 @@ impl Metrics {
         size_bytes: i64,
         last_pushed_at: i64,
     ) {
-        let previous = self
-            .stats_repository
-            .lock()
-            .expect("stats label lock")
-            .insert(key.clone(), repository.to_owned());
-        if let Some(previous) = previous.filter(|previous| previous != repository) {
-            self.remove_stats_series(key, &previous);
-        }
-        let labels = [key.0.as_str(), key.1.as_str(), repository];
-        self.repository_images.with_label_values(&labels).set(image_count);
-        self.repository_size.with_label_values(&labels).set(size_bytes);
-        self.repository_last_push.with_label_values(&labels).set(last_pushed_at);
+        self.gauges()
+            .set_stats(key, repository, [image_count, size_bytes, last_pushed_at]);
     }
 
     pub fn forget_repository_stats(&self, key: &ObjectKey) {
-        let repository = self.stats_repository.lock().expect("stats label lock").remove(key);
-        if let Some(repository) = repository {
-            self.remove_stats_series(key, &repository);
-        }
-    }
-
-    fn remove_stats_series(&self, key: &ObjectKey, repository: &str) {
-        let labels = [key.0.as_str(), key.1.as_str(), repository];
-        for gauge in [
-            &self.repository_images,
-            &self.repository_size,
-            &self.repository_last_push,
-        ] {
-            let _ = gauge.remove_label_values(&labels);
-        }
+        self.gauges().forget_stats(key);
     }
 
     /// The Prometheus text exposition of every series.
@@ -411,7 +334,9 @@ impl Metrics {
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)
             .expect("text encoding into memory cannot fail");
-        String::from_utf8(buffer).expect("the text format is UTF-8")
+        let mut text = String::from_utf8(buffer).expect("the text format is UTF-8");
+        self.gauges().render(&mut text);
+        text
     }
 }
 
@@ -510,13 +435,13 @@ mod tests {
         // another kind's object of the same name leaves them alone
         metrics.forget_object("LifecyclePolicy", &key);
         assert!(metrics.render().contains("berth_repository_images{"));
-        metrics.set_image_findings(&key, "team/api", &[("critical", 1), ("high", 4)]);
+        metrics.set_image_findings(&key, "team/api", [1, 4, 0, 0, 0, 0]);
         assert!(
             metrics
                 .render()
                 .contains(r#"berth_image_findings{namespace="team",repository="team/api",severity="high"} 4"#)
         );
-        assert_eq!(metrics.objects_with_repository_gauges().len(), 2);
+        assert_eq!(metrics.objects_with_repository_gauges(), std::slice::from_ref(&key));
         metrics.forget_repository_stats(&key);
         metrics.forget_image_findings(&key);
         let text = metrics.render();

@@ -1,6 +1,7 @@
 //! Logging, the Prometheus metrics registry and the HTTP server for /metrics, /healthz, /readyz.
 
 mod metrics;
+mod repository_gauges;
 mod server;
 
 pub use metrics::{AwsMetrics, BudgetMetrics, Metrics, ObjectKey};

@@ -216,14 +216,14 @@ pub async fn refresh(scans: &Scans, runtime: &Runtime, key: &ObjectKey, target: 
     match &findings {
         Some(counts) if counts.scan_status == ScanState::Complete => {
             let series = [
-                ("critical", counts.critical),
-                ("high", counts.high),
-                ("medium", counts.medium),
-                ("low", counts.low),
-                ("informational", counts.informational),
-                ("undefined", counts.undefined),
+                counts.critical,
+                counts.high,
+                counts.medium,
+                counts.low,
+                counts.informational,
+                counts.undefined,
             ];
-            runtime.metrics.set_image_findings(key, &target.repository, &series);
+            runtime.metrics.set_image_findings(key, &target.repository, series);
         }
         _ => runtime.metrics.forget_image_findings(key),
     }

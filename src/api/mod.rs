@@ -8,6 +8,7 @@ mod lifecycle_policy;
 mod reference;
 mod repository;
 mod scan_policy;
+mod string_map;
 
 pub use access::*;
 pub use conditions::{
@@ -17,6 +18,7 @@ pub use lifecycle_policy::*;
 pub use reference::api_reference;
 pub use repository::*;
 pub use scan_policy::*;
+pub use string_map::StringMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -1,7 +1,5 @@
 //! `EcrRepository`: one ECR repository, its settings, tags and lifecycle of ownership.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -10,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::access::RepositoryAccess;
 use super::conditions::Conditions;
 use super::scan_policy::{MAX_IMAGE_DIGEST_LENGTH, MAX_REPOSITORY_FILTER_LENGTH};
+use super::string_map::StringMap;
 
 /// ECR's repository name grammar: lowercase path components separated by `/`.
 pub const REPOSITORY_NAME_PATTERN: &str = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
@@ -101,7 +100,7 @@ pub struct EcrRepositorySpec {
     /// User tags on the repository (at most 48: ECR allows 50 and berth adds two ownership
     /// tags). Keys 1-128 and values up to 256 characters of letters, digits, spaces and
     /// `_ . : / = + - @`. Keys starting with `aws:` or `berth.dev/` are reserved.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "StringMap::is_empty")]
     // `inner(...)` does not reach a map's values; the value schema is spelled out instead
     #[schemars(extend(
         "maxProperties" = MAX_USER_TAGS,
@@ -116,7 +115,7 @@ pub struct EcrRepositorySpec {
         validation = Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128)")
             .message("spec.tags: keys must be 1 to 128 characters"),
     )]
-    pub tags: BTreeMap<String, String>,
+    pub tags: StringMap,
 
     /// Who may pull and push; rendered into the repository policy. Without it berth leaves the
     /// repository policy alone (and removes one it wrote earlier).

@@ -163,7 +163,7 @@ pub fn desired_repository(
         },
         encryption_type: spec.encryption.type_,
         kms_key: spec.encryption.kms_key.clone(),
-        user_tags: spec.tags.clone(),
+        user_tags: spec.tags.to_btree_map(),
         owner,
     })
 }

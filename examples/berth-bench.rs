@@ -110,14 +110,34 @@ fn sample(pid: u32) -> ProcessSample {
     }
 }
 
+/// berth's metrics text (None while it does not answer).
+async fn berth_metrics(http_addr: &str) -> Option<String> {
+    let metrics = bare_http::http_get(http_addr, "/metrics");
+    let (_, text) = tokio::time::timeout(Duration::from_secs(5), metrics).await.ok()??;
+    Some(text)
+}
+
 /// `berth_resyncs_total` from berth's metrics endpoint (None while it does not answer, or
 /// when it has no such counter).
 async fn berth_resyncs(http_addr: &str) -> Option<u64> {
-    let metrics = bare_http::http_get(http_addr, "/metrics");
-    let (_, text) = tokio::time::timeout(Duration::from_secs(5), metrics).await.ok()??;
-    text.lines()
+    berth_metrics(http_addr)
+        .await?
+        .lines()
         .find_map(|line| line.strip_prefix("berth_resyncs_total "))
         .and_then(|value| value.trim().parse().ok())
+}
+
+/// The repositories whose statistics gauges berth exports: its memory holds them too, and the
+/// statistics reach new repositories one at a time (see docs/benchmark.md).
+async fn repositories_with_statistics(http_addr: &str) -> usize {
+    berth_metrics(http_addr)
+        .await
+        .map(|text| {
+            text.lines()
+                .filter(|line| line.starts_with("berth_repository_images{"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Requests the apiserver has served, by verb and resource (its own `apiserver_request_total`).
@@ -411,6 +431,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let steady_seconds = steady_started.elapsed().as_secs_f64();
     let steady = sample(pid);
     let steady_counts = proxy.counts();
+    let with_statistics = repositories_with_statistics(&http_addr).await;
     let steady_requests = requests_since(&steady_requests_before, &apiserver_requests(&client).await);
 
     let n = args.repositories as f64;
@@ -450,6 +471,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "rssAfterConvergingMiB": converged.rss_kib as f64 / 1024.0,
             "rssSteadyMiB": steady.rss_kib as f64 / 1024.0,
             "peakRssKiBPerRepository": steady.peak_rss_kib as f64 / n,
+            "repositoriesWithStatisticsGauges": with_statistics,
         },
     });
     let out = args.out.join(format!("bench-{}.json", args.repositories));
@@ -529,6 +551,10 @@ fn print_table(result: &serde_json::Value, converge: &BTreeMap<String, u64>, ste
         "| RSS after converging / steady | {:.0} / {:.0} MiB |",
         f(&["memory", "rssAfterConvergingMiB"]),
         f(&["memory", "rssSteadyMiB"])
+    );
+    println!(
+        "| repositories with statistics gauges at the end | {:.0} |",
+        f(&["memory", "repositoriesWithStatisticsGauges"])
     );
     println!(
         "| steady AWS reads / repository / resync | {:.3} |",

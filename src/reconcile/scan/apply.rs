@@ -249,7 +249,7 @@ fn summarize(
         .iter()
         .map(|(key, repository)| {
             let record = scans.record(key);
-            RepositoryFindings::from_status(&key.0, &key.1, repository, record.findings.as_ref())
+            RepositoryFindings::from_status(&key.0, &key.1, repository, record.findings.as_deref())
         })
         .collect();
     let (summary, listed) = scan::summarize(&entries, &rules.thresholds);

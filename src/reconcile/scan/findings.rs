@@ -190,7 +190,7 @@ pub async fn refresh(scans: &Scans, runtime: &Runtime, key: &ObjectKey, target: 
                         ImageFindings::Unavailable(reason) => Some(reason.clone()),
                         _ => None,
                     };
-                    (Some(finding_counts(image, &findings)), reason)
+                    (Some(Box::new(finding_counts(image, &findings))), reason)
                 }
                 Err(error) => {
                     tracing::warn!(namespace = key.0, name = key.1, %error, "could not read scan findings");
@@ -201,8 +201,8 @@ pub async fn refresh(scans: &Scans, runtime: &Runtime, key: &ObjectKey, target: 
     };
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let condition = compliance(
-        previous.compliant.as_ref(),
-        findings.as_ref(),
+        previous.compliant.as_deref(),
+        findings.as_deref(),
         unavailable.as_deref(),
         &rules.thresholds,
         now,
@@ -210,7 +210,7 @@ pub async fn refresh(scans: &Scans, runtime: &Runtime, key: &ObjectKey, target: 
     let record = ScanRecord {
         findings: findings.clone(),
         non_compliant: verdict(&condition.status).or(previous.non_compliant),
-        compliant: Some(condition.clone()),
+        compliant: Some(Box::new(condition.clone())),
         ..previous.clone()
     };
     match &findings {

@@ -7,13 +7,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::record::Target;
-use crate::api::{EcrRepository, LifecyclePolicy};
+use crate::api::{EcrRepository, LifecyclePolicy, StringMap};
 
 /// What selection needs to know of an EcrRepository.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RepositoryView {
     pub name: String,
-    pub labels: BTreeMap<String, String>,
+    /// Compact: a policy's reconcile holds the views of the thousands of repositories it
+    /// governs, and a copied `BTreeMap` takes a 640-byte node even for one label.
+    pub labels: StringMap,
     /// `status.lifecyclePolicy`: the policy berth applied to it, if any.
     pub governed_by: Option<String>,
     /// The ECR repository it manages, from `status.repositoryArn` (None before it exists).
@@ -25,7 +27,13 @@ impl RepositoryView {
         let status = repository.status.as_ref();
         Self {
             name: repository.metadata.name.clone().unwrap_or_default(),
-            labels: repository.metadata.labels.clone().unwrap_or_default(),
+            labels: repository
+                .metadata
+                .labels
+                .iter()
+                .flatten()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
             governed_by: status.and_then(|s| s.lifecycle_policy.clone()),
             target: status
                 .and_then(|s| s.repository_arn.as_deref())
@@ -68,23 +76,22 @@ impl PolicyView {
     }
 
     pub fn selects(&self, repository: &RepositoryView) -> bool {
-        self.matches(&repository.name, Some(&repository.labels))
+        self.matches(&repository.name, |key| repository.labels.get(key))
     }
 
     /// `selects` on the object itself, without building its view.
     pub fn selects_object(&self, repository: &EcrRepository) -> bool {
         let name = repository.metadata.name.as_deref().unwrap_or_default();
-        self.matches(name, repository.metadata.labels.as_ref())
+        let labels = repository.metadata.labels.as_ref();
+        self.matches(name, |key| labels.and_then(|labels| labels.get(key)))
     }
 
-    fn matches(&self, name: &str, labels: Option<&BTreeMap<String, String>>) -> bool {
+    fn matches<'a>(&self, name: &str, label: impl Fn(&str) -> Option<&'a String>) -> bool {
         if self.deleting {
             return false;
         }
         match &self.selector {
-            Selector::Labels(selector) => selector
-                .iter()
-                .all(|(key, value)| labels.and_then(|labels| labels.get(key)) == Some(value)),
+            Selector::Labels(selector) => selector.iter().all(|(key, value)| label(key) == Some(value)),
             Selector::Names(names) => names.iter().any(|selected| selected == name),
         }
     }

@@ -13,7 +13,7 @@ use super::{AwsError, ObservedRepository, Registry};
 struct RegionSnapshot {
     /// The resync epoch this snapshot was taken in; None before the first describe.
     epoch: Option<u64>,
-    repositories: HashMap<String, ObservedRepository>,
+    repositories: HashSet<ByName>,
     /// Names described on their own this epoch and found absent.
     absent: HashSet<String>,
     /// Names berth created this epoch, and when: nothing but berth has written to them yet, as
@@ -21,6 +21,30 @@ struct RegionSnapshot {
     /// own, and they held no image then.
     created: HashMap<String, Instant>,
 }
+
+/// A listed repository, found in the snapshot by its name (which it holds already: a map keyed
+/// by a copy of the name took one more string per repository).
+struct ByName(ObservedRepository);
+
+impl std::borrow::Borrow<str> for ByName {
+    fn borrow(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl std::hash::Hash for ByName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state)
+    }
+}
+
+impl PartialEq for ByName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ByName {}
 
 /// What a region's snapshot says of one name.
 enum Lookup {
@@ -90,18 +114,16 @@ impl RepositoryObserver {
         if snapshot.epoch != Some(epoch) {
             // the stale snapshot goes first (the heap profile at 3,000 repositories held the
             // old snapshot, the SDK's whole listing and the new one at once at each resync)
-            snapshot.repositories = HashMap::new();
+            snapshot.repositories = HashSet::new();
             snapshot.absent.clear();
             snapshot.created.clear();
             let repositories = self.registry.describe_repositories(region).await?;
             snapshot.repositories.reserve(repositories.len());
-            snapshot
-                .repositories
-                .extend(repositories.into_iter().map(|r| (r.name.clone(), r)));
+            snapshot.repositories.extend(repositories.into_iter().map(ByName));
             snapshot.epoch = Some(epoch);
         }
         Ok(match snapshot.repositories.get(name) {
-            Some(repository) => Lookup::Listed(repository.clone()),
+            Some(listed) => Lookup::Listed(listed.0.clone()),
             None if snapshot.absent.contains(name) => Lookup::KnownAbsent,
             None => Lookup::NotListed,
         })
@@ -126,7 +148,7 @@ impl RepositoryObserver {
             snapshot.created.insert(repository.name.clone(), created);
         }
         snapshot.absent.remove(&repository.name);
-        snapshot.repositories.insert(repository.name.clone(), repository);
+        snapshot.repositories.replace(ByName(repository));
     }
 
     /// When berth created the repository, if it did during this resync (and did not see it

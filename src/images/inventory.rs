@@ -8,7 +8,7 @@
 //! - every completed read is announced, so that a feature can recompute from images that another
 //!   feature's read brought in (the lifecycle preview after the statistics refresh).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -55,8 +55,9 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    /// The features that need each repository's images kept; no entry without a feature.
-    consumers: HashMap<RepositoryRef, BTreeSet<&'static str>>,
+    /// The features that need each repository's images kept; no entry without a feature. A
+    /// vector, not a set: it holds one or two names, and a set's node takes 192 bytes.
+    consumers: HashMap<RepositoryRef, Vec<&'static str>>,
     kept: HashMap<RepositoryRef, Kept>,
     /// The read in flight per repository, which later readers join.
     reading: HashMap<RepositoryRef, Reading>,
@@ -140,12 +141,11 @@ impl ImageInventory {
 
     /// `consumer` (a feature, e.g. "lifecycle") needs the repository's images kept.
     pub fn retain(&self, consumer: &'static str, repository: &RepositoryRef) {
-        self.shared
-            .lock()
-            .consumers
-            .entry(repository.clone())
-            .or_default()
-            .insert(consumer);
+        let mut state = self.shared.lock();
+        let consumers = state.consumers.entry(repository.clone()).or_default();
+        if !consumers.contains(&consumer) {
+            consumers.push(consumer);
+        }
     }
 
     /// `consumer` no longer needs the repository's images; the last one to go drops them.
@@ -154,7 +154,7 @@ impl ImageInventory {
         let Some(consumers) = state.consumers.get_mut(repository) else {
             return;
         };
-        consumers.remove(consumer);
+        consumers.retain(|kept_for| *kept_for != consumer);
         if consumers.is_empty() {
             state.consumers.remove(repository);
             state.kept.remove(repository);
@@ -250,7 +250,7 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use async_trait::async_trait;

@@ -129,15 +129,13 @@ async fn berth_resyncs(http_addr: &str) -> Option<u64> {
 
 /// The repositories whose statistics gauges berth exports: its memory holds them too, and the
 /// statistics reach new repositories one at a time (see docs/benchmark.md).
-async fn repositories_with_statistics(http_addr: &str) -> usize {
-    berth_metrics(http_addr)
-        .await
-        .map(|text| {
-            text.lines()
-                .filter(|line| line.starts_with("berth_repository_images{"))
-                .count()
-        })
-        .unwrap_or(0)
+/// None when berth did not answer.
+async fn repositories_with_statistics(http_addr: &str) -> Option<usize> {
+    berth_metrics(http_addr).await.map(|text| {
+        text.lines()
+            .filter(|line| line.starts_with("berth_repository_images{"))
+            .count()
+    })
 }
 
 /// Requests the apiserver has served, by verb and resource (its own `apiserver_request_total`).

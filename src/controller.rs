@@ -7,6 +7,7 @@ mod shutdown;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -378,6 +379,7 @@ fn lifecycle_controller(
     let controller = controller_for(policies, config, |_| {});
     let store = controller.store();
     let mut seen = std::collections::HashMap::<u64, u64>::new();
+    let hash_keys = RandomState::new();
     let (affected, affected_policies) = futures::channel::mpsc::unbounded();
     let on_repository = move |event: &watcher::Event<EcrRepository>| {
         let Some((repository, present)) = object_of(event) else {
@@ -385,7 +387,7 @@ fn lifecycle_controller(
         };
         let namespace = repository.namespace().unwrap_or_default();
         let view = RepositoryView::of(repository);
-        let key = object_hash(&namespace, &view.name);
+        let key = object_hash(&hash_keys, &namespace, &view.name);
         let changed = if present {
             let fingerprint =
                 crate::naming::fnv1a(format!("{:?}{:?}{:?}", view.labels, view.governed_by, view.target).as_bytes());
@@ -422,11 +424,13 @@ fn lifecycle_controller(
     (controller, on_repository)
 }
 
-/// An object's key in the watch hooks' own memory, which holds one entry per EcrRepository:
-/// 8 bytes instead of two strings (about 150 bytes an entry with the map's slack). Two objects
-/// that shared a hash would at worst miss a trigger, which the next resync makes up for.
-fn object_hash(namespace: &str, name: &str) -> u64 {
-    crate::naming::fnv1a(format!("{namespace}/{name}").as_bytes())
+/// An object's key in a watch hook's own memory, which holds one entry per EcrRepository: 8
+/// bytes instead of two strings (about 150 bytes an entry with the map's slack). The hash is
+/// keyed at random per hook (`RandomState`), so that no tenant can choose a name that shares
+/// another's; two objects that did would at worst miss a trigger (the next resync makes up
+/// for it) or cause a spare one.
+fn object_hash(keys: &RandomState, namespace: &str, name: &str) -> u64 {
+    keys.hash_one((namespace, name))
 }
 
 /// The object a watch event is about, and whether it is still there (false: deleted); None for
@@ -445,6 +449,7 @@ fn object_of<K>(event: &watcher::Event<K>) -> Option<(&K, bool)> {
 fn scan_trigger(kinds: &Kinds, enabled: bool) -> impl FnMut(&watcher::Event<EcrRepository>) + Send + 'static {
     let recompute = kinds.scans.reconciler.recompute.clone();
     let mut with_arn = HashSet::<u64>::new();
+    let hash_keys = RandomState::new();
     move |event: &watcher::Event<EcrRepository>| {
         let Some((repository, present)) = object_of(event).filter(|_| enabled) else {
             return;
@@ -454,7 +459,11 @@ fn scan_trigger(kinds: &Kinds, enabled: bool) -> impl FnMut(&watcher::Event<EcrR
                 .status
                 .as_ref()
                 .is_some_and(|status| status.repository_arn.is_some());
-        let key = object_hash(&repository.namespace().unwrap_or_default(), &repository.name_any());
+        let key = object_hash(
+            &hash_keys,
+            &repository.namespace().unwrap_or_default(),
+            &repository.name_any(),
+        );
         let changed = if has_arn {
             with_arn.insert(key)
         } else {

@@ -329,8 +329,9 @@ async fn invalid_specs_are_refused_without_aws_calls() {
         "no repository for an invalid spec"
     );
 
-    // the tenancy guard
-    s.create("foreign", serde_json::json!({"repositoryName": "someone-else/app"}))
+    // the tenancy guard (a name of this run only: moto outlives a test bed's earlier runs)
+    let foreign_name = format!("other-{}/app", s.namespace);
+    s.create("foreign", serde_json::json!({"repositoryName": foreign_name}))
         .await;
     let foreign = wait_reason(&s.repositories, "foreign", "InvalidSpec", &operator).await;
     assert!(
@@ -342,7 +343,7 @@ async fn invalid_specs_are_refused_without_aws_calls() {
             .message
             .contains("must start with")
     );
-    assert!(describe(&s.ecr, "someone-else/app").await.is_none());
+    assert!(describe(&s.ecr, &foreign_name).await.is_none());
     assert!(!s.events("foreign", "InvalidSpec").await.is_empty());
 }
 

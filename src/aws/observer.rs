@@ -119,7 +119,10 @@ impl RepositoryObserver {
             snapshot.created.clear();
             let repositories = self.registry.describe_repositories(region).await?;
             snapshot.repositories.reserve(repositories.len());
-            snapshot.repositories.extend(repositories.into_iter().map(ByName));
+            for repository in repositories {
+                // a name listed twice (pages of a changing listing): the later answer wins
+                snapshot.repositories.replace(ByName(repository));
+            }
             snapshot.epoch = Some(epoch);
         }
         Ok(match snapshot.repositories.get(name) {

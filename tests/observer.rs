@@ -70,6 +70,17 @@ async fn one_describe_per_region_per_resync() {
     // ...and then remembered
     observer.observe(&testbed.region, &late).await.unwrap();
     assert_eq!(registry.calls("DescribeRepository"), 3);
+    // berth's own write replaces what the listing said of a repository
+    let mut written = observer
+        .observe(&testbed.region, &names[1])
+        .await
+        .unwrap()
+        .expect("listed");
+    written.kms_key = Some("alias/recorded".into());
+    observer.record(&testbed.region, written.clone(), None).await;
+    let after = observer.observe(&testbed.region, &names[1]).await.unwrap();
+    assert_eq!(after.and_then(|r| r.kms_key).as_deref(), Some("alias/recorded"));
+    assert_eq!(registry.calls("DescribeRepository"), 3);
 
     // a missing repository is None after its own describe, and is not described again
     // within the resync (a negative cache)

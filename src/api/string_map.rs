@@ -27,7 +27,7 @@ impl StringMap {
 
     /// In key order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().map(|(key, value)| (key, value))
+        self.into_iter()
     }
 
     pub fn get(&self, key: &str) -> Option<&String> {
@@ -68,12 +68,6 @@ impl FromIterator<(String, String)> for StringMap {
 impl<const N: usize> From<[(String, String); N]> for StringMap {
     fn from(entries: [(String, String); N]) -> Self {
         entries.into_iter().collect()
-    }
-}
-
-impl From<BTreeMap<String, String>> for StringMap {
-    fn from(map: BTreeMap<String, String>) -> Self {
-        Self(map.into_iter().collect())
     }
 }
 

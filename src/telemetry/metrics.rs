@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::repository_gauges::RepositoryGauges;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+
+use super::repository_gauges::RepositoryGauges;
+use crate::scan::Counts;
 
 /// Namespace/name of an object.
 pub type ObjectKey = (String, String);
@@ -261,9 +263,8 @@ impl Metrics {
             .remove_label_values(&[key.0.as_str(), key.1.as_str()]);
     }
 
-    /// The findings of an EcrRepository's newest image: critical, high, medium, low,
-    /// informational, undefined.
-    pub fn set_image_findings(&self, key: &ObjectKey, repository: &str, counts: [i64; 6]) {
+    /// The findings of an EcrRepository's newest image.
+    pub fn set_image_findings(&self, key: &ObjectKey, repository: &str, counts: Counts) {
         self.gauges().set_findings(key, repository, counts);
     }
 
@@ -435,7 +436,8 @@ mod tests {
         // another kind's object of the same name leaves them alone
         metrics.forget_object("LifecyclePolicy", &key);
         assert!(metrics.render().contains("berth_repository_images{"));
-        metrics.set_image_findings(&key, "team/api", [1, 4, 0, 0, 0, 0]);
+        let counts = Counts::of([(crate::scan::Severity::Critical, 1), (crate::scan::Severity::High, 4)]);
+        metrics.set_image_findings(&key, "team/api", counts);
         assert!(
             metrics
                 .render()

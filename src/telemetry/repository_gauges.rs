@@ -8,17 +8,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::metrics::ObjectKey;
-
-/// The severities of `berth_image_findings`, in the order of `FindingCounts`.
-pub const SEVERITIES: [&str; 6] = ["critical", "high", "medium", "low", "informational", "undefined"];
+use crate::scan::Counts;
 
 /// What one EcrRepository exports, each part with the ECR repository it describes.
 #[derive(Default)]
 struct ObjectGauges {
     /// Images, total size, Unix time of the newest push.
     stats: Option<(Box<str>, [i64; 3])>,
-    /// Counts in the order of `SEVERITIES`.
-    findings: Option<(Box<str>, [i64; 6])>,
+    /// By severity (`berth_image_findings`'s `severity` label is `Severity::label`).
+    findings: Option<(Box<str>, Counts)>,
 }
 
 #[derive(Default)]
@@ -51,7 +49,7 @@ impl RepositoryGauges {
         self.entry(key).stats = Some((repository.into(), values));
     }
 
-    pub fn set_findings(&mut self, key: &ObjectKey, repository: &str, counts: [i64; 6]) {
+    pub fn set_findings(&mut self, key: &ObjectKey, repository: &str, counts: Counts) {
         self.entry(key).findings = Some((repository.into(), counts));
     }
 
@@ -69,10 +67,7 @@ impl RepositoryGauges {
     }
 
     fn entry(&mut self, key: &ObjectKey) -> &mut ObjectGauges {
-        if !self.objects.contains_key(key) {
-            self.objects.insert(key.clone(), ObjectGauges::default());
-        }
-        self.objects.get_mut(key).expect("inserted above")
+        self.objects.entry(key.clone()).or_default()
     }
 
     fn update(&mut self, key: &ObjectKey, change: impl FnOnce(&mut ObjectGauges)) {
@@ -114,7 +109,7 @@ impl RepositoryGauges {
             header(out, name, help);
         }
         for ((namespace, _), (repository, counts)) in series {
-            for (severity, count) in SEVERITIES.iter().zip(counts) {
+            for (severity, count) in counts.iter() {
                 let _ = writeln!(
                     out,
                     r#"{name}{{namespace="{}",repository="{}",severity="{severity}"}} {count}"#,
@@ -150,6 +145,7 @@ impl std::fmt::Display for Escaped<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::Severity;
 
     fn key(name: &str) -> ObjectKey {
         ("team".into(), name.into())
@@ -159,7 +155,8 @@ mod tests {
     fn series_render_in_the_text_format_and_leave_with_their_part() {
         let mut gauges = RepositoryGauges::default();
         gauges.set_stats(&key("api"), "team/api", [3, 300, 1_700_000_000]);
-        gauges.set_findings(&key("api"), "team/api", [1, 4, 0, 0, 0, 2]);
+        let counts = Counts::of([(Severity::Critical, 1), (Severity::High, 4), (Severity::Undefined, 2)]);
+        gauges.set_findings(&key("api"), "team/api", counts);
         gauges.set_stats(&key("web"), "team/web", [0, 0, 0]);
         let mut text = String::new();
         gauges.render(&mut text);

@@ -215,15 +215,8 @@ pub async fn refresh(scans: &Scans, runtime: &Runtime, key: &ObjectKey, target: 
     };
     match &findings {
         Some(counts) if counts.scan_status == ScanState::Complete => {
-            let series = [
-                counts.critical,
-                counts.high,
-                counts.medium,
-                counts.low,
-                counts.informational,
-                counts.undefined,
-            ];
-            runtime.metrics.set_image_findings(key, &target.repository, series);
+            let counts = crate::scan::Counts::from(counts.as_ref());
+            runtime.metrics.set_image_findings(key, &target.repository, counts);
         }
         _ => runtime.metrics.forget_image_findings(key),
     }

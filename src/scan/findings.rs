@@ -173,39 +173,40 @@ pub fn is_compliant(counts: &Counts, thresholds: &Thresholds) -> bool {
     exceeded(counts, thresholds).is_empty()
 }
 
-/// One covered repository's findings, the input of [`summarize`].
+/// One covered repository's findings, the input of [`summarize`]. It borrows its names: the
+/// summary of a policy covering 10,000 repositories is made per reconcile.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RepositoryFindings {
+pub struct RepositoryFindings<'a> {
     /// Namespace of the EcrRepository.
-    pub namespace: String,
+    pub namespace: &'a str,
     /// metadata.name of the EcrRepository.
-    pub name: String,
+    pub name: &'a str,
     /// Name of the ECR repository.
-    pub repository: String,
+    pub repository: &'a str,
     /// The findings of the newest image when its scan is complete; `None` otherwise (no image,
     /// not scanned, in progress, unsupported, unavailable).
     pub counts: Option<Counts>,
     /// Digest of the image the counts belong to.
-    pub image_digest: Option<String>,
+    pub image_digest: Option<&'a str>,
 }
 
-impl RepositoryFindings {
+impl<'a> RepositoryFindings<'a> {
     /// The entry of an EcrRepository from its `status.findings`: counts only with a Complete
     /// scan.
     pub fn from_status(
-        namespace: impl Into<String>,
-        name: impl Into<String>,
-        repository: impl Into<String>,
-        findings: Option<&FindingCounts>,
+        namespace: &'a str,
+        name: &'a str,
+        repository: &'a str,
+        findings: Option<&'a FindingCounts>,
     ) -> Self {
         Self {
-            namespace: namespace.into(),
-            name: name.into(),
-            repository: repository.into(),
+            namespace,
+            name,
+            repository,
             counts: findings
                 .filter(|findings| findings.scan_status == ScanState::Complete)
                 .map(Counts::from),
-            image_digest: findings.and_then(|findings| findings.image_digest.clone()),
+            image_digest: findings.and_then(|findings| findings.image_digest.as_deref()),
         }
     }
 }
@@ -255,16 +256,16 @@ pub fn summarize(
         .into_iter()
         .take(MAX_NON_COMPLIANT_LISTED)
         .map(|(entry, counts)| NonCompliantRepository {
-            namespace: entry.namespace.clone(),
-            name: entry.name.clone(),
-            repository: entry.repository.clone(),
+            namespace: entry.namespace.to_owned(),
+            name: entry.name.to_owned(),
+            repository: entry.repository.to_owned(),
             critical: counts.signed(Severity::Critical),
             high: counts.signed(Severity::High),
             medium: counts.signed(Severity::Medium),
             low: counts.signed(Severity::Low),
             informational: counts.signed(Severity::Informational),
             undefined: counts.signed(Severity::Undefined),
-            image_digest: entry.image_digest.clone(),
+            image_digest: entry.image_digest.map(str::to_owned),
         })
         .collect();
     (summary, listed)

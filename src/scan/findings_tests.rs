@@ -101,13 +101,15 @@ fn unlimited_severities_never_fail() {
     assert_eq!(thresholds.get(Undefined), None);
 }
 
-fn entry(namespace: &str, name: &str, counts: Option<Counts>) -> RepositoryFindings {
+/// An entry whose names live as long as the test (the real entries borrow from the records).
+fn entry(namespace: &str, name: &str, counts: Option<Counts>) -> RepositoryFindings<'static> {
+    let owned = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
     RepositoryFindings {
-        namespace: namespace.into(),
-        name: name.into(),
-        repository: format!("{namespace}/{name}"),
+        namespace: owned(namespace.to_owned()),
+        name: owned(name.to_owned()),
+        repository: owned(format!("{namespace}/{name}")),
         counts,
-        image_digest: counts.map(|_| format!("sha256:{name}")),
+        image_digest: counts.map(|_| owned(format!("sha256:{name}"))),
     }
 }
 
@@ -233,7 +235,7 @@ fn entries_from_the_repository_status() {
     };
     let entry = RepositoryFindings::from_status("ns", "app", "ns/app", Some(&complete));
     assert_eq!(entry.counts, Some(Counts::of([(Critical, 2)])));
-    assert_eq!(entry.image_digest.as_deref(), Some("sha256:1"));
+    assert_eq!(entry.image_digest, Some("sha256:1"));
     for state in [
         ScanState::InProgress,
         ScanState::NotScanned,

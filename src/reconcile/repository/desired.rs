@@ -162,7 +162,7 @@ pub fn desired_repository(
             mutability_exclusions: spec.mutability_exclusions.iter().cloned().collect(),
         },
         encryption_type: spec.encryption.type_,
-        kms_key: spec.encryption.kms_key.clone(),
+        kms_key: spec.encryption.kms_key.as_deref().map(str::to_owned),
         user_tags: spec.tags.to_btree_map(),
         owner,
     })

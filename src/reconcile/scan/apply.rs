@@ -245,11 +245,14 @@ fn summarize(
     let Some(rules) = rules else {
         return (None, Vec::new());
     };
+    // borrowed from the records, under their lock: a copy of each record per summary took
+    // megabytes at 10,000 repositories
+    let records = scans.records.lock().expect("records lock");
     let entries: Vec<RepositoryFindings> = covered
         .iter()
         .map(|(key, repository)| {
-            let record = scans.record(key);
-            RepositoryFindings::from_status(&key.0, &key.1, repository, record.findings.as_deref())
+            let findings = records.get(key).and_then(|record| record.findings.as_deref());
+            RepositoryFindings::from_status(&key.0, &key.1, repository, findings)
         })
         .collect();
     let (summary, listed) = scan::summarize(&entries, &rules.thresholds);
@@ -289,10 +292,10 @@ async fn read_repository_scanning(
             .map(|found| {
                 let applied = AppliedScanning {
                     covered: found.frequency != RegistryScanFrequency::Manual,
-                    scanning: Some(ScanningStatus {
+                    scanning: Some(Box::new(ScanningStatus {
                         frequency: frequency_name(found.frequency).to_owned(),
                         applied_filter: found.applied_filter,
-                    }),
+                    })),
                 };
                 (found.repository, applied)
             })
@@ -325,7 +328,7 @@ async fn read_repository_scanning(
                 covered.push((key.clone(), name.clone()));
             }
             scans.seed(key, object);
-            if !scans.holds_scanning(key, applied.scanning.as_ref()) {
+            if !scans.holds_scanning(key, applied.scanning.as_deref()) {
                 unwritten.push((key.clone(), applied.scanning.clone()));
             }
         }

@@ -25,7 +25,7 @@ pub const IMAGES_CONSUMER: &str = "scan";
 /// unboxed map at 10,000 repositories, most of it empty slots).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ScanRecord {
-    pub scanning: Option<ScanningStatus>,
+    pub scanning: Option<Box<ScanningStatus>>,
     pub findings: Option<Box<FindingCounts>>,
     pub compliant: Option<Box<Condition>>,
     /// The last definite verdict (non-compliant or not), across scans in progress: what a
@@ -42,7 +42,7 @@ impl ScanRecord {
         let status = repository.status.as_ref();
         Self {
             scanning: status.and_then(|s| s.scanning.clone()),
-            findings: status.and_then(|s| s.findings.clone()).map(Box::new),
+            findings: status.and_then(|s| s.findings.clone()),
             compliant: status.and_then(|s| s.condition(SCAN_COMPLIANT).cloned()).map(Box::new),
             non_compliant: status
                 .and_then(|s| s.condition(SCAN_COMPLIANT))
@@ -80,7 +80,7 @@ pub(super) type ReadMarker = (u64, Option<String>, Option<i64>);
 /// What applies to one repository, as ECR answered.
 pub(super) struct AppliedScanning {
     /// For `status.scanning`; None when ECR reported the repository as a failure.
-    pub scanning: Option<ScanningStatus>,
+    pub scanning: Option<Box<ScanningStatus>>,
     /// The rules cover it (scanned other than manually).
     pub covered: bool,
 }
@@ -172,7 +172,7 @@ impl Scans {
         let records = self.records.lock().expect("records lock");
         records
             .get(key)
-            .is_some_and(|record| record.scanning.as_ref() == scanning)
+            .is_some_and(|record| record.scanning.as_deref() == scanning)
     }
 
     /// Stops reading findings in `region` (its policy left or no longer judges findings).

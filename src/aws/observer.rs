@@ -7,44 +7,126 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::time::Instant;
 
-use super::{AwsError, ObservedRepository, Registry};
+use super::{AwsError, ObservedRepository, Registry, RepositorySettings};
+use crate::api::EncryptionType;
 
 #[derive(Default)]
 struct RegionSnapshot {
     /// The resync epoch this snapshot was taken in; None before the first describe.
     epoch: Option<u64>,
-    repositories: HashSet<ByName>,
+    repositories: HashSet<Listed>,
     /// Names described on their own this epoch and found absent.
     absent: HashSet<String>,
-    /// Names berth created this epoch, and when: nothing but berth has written to them yet, as
-    /// far as berth can know, so their lifecycle policy needs no read before berth puts its
-    /// own, and they held no image then.
-    created: HashMap<String, Instant>,
+    /// The texts the listed repositories share (ARN and URI prefixes, registry ids), each once.
+    shared: HashSet<Arc<str>>,
 }
 
-/// A listed repository, found in the snapshot by its name (which it holds already: a map keyed
-/// by a copy of the name took one more string per repository).
-struct ByName(ObservedRepository);
+/// A listed repository as the snapshot keeps it, found by its name. A repository's ARN and URI
+/// differ from every other's of the region only in the name: they are kept as a prefix shared
+/// by all and the name (the whole strings took about 200 bytes per repository).
+struct Listed {
+    name: Box<str>,
+    arn: Affixed,
+    uri: Affixed,
+    registry_id: Arc<str>,
+    settings: RepositorySettings,
+    encryption_type: EncryptionType,
+    kms_key: Option<Box<str>>,
+    /// When berth created it, if it did this epoch (and did not see it deleted since): nothing
+    /// but berth has written to it yet, as far as berth can know, so its lifecycle policy needs
+    /// no read before berth puts its own, and it held no image then.
+    created: Option<Instant>,
+}
 
-impl std::borrow::Borrow<str> for ByName {
+/// A shared prefix followed by the repository's name, or the whole text when it does not end
+/// with the name.
+enum Affixed {
+    BeforeName(Arc<str>),
+    Whole(Box<str>),
+}
+
+impl Affixed {
+    fn text(&self, name: &str) -> String {
+        match self {
+            Affixed::BeforeName(prefix) => format!("{prefix}{name}"),
+            Affixed::Whole(text) => text.to_string(),
+        }
+    }
+}
+
+impl Listed {
+    fn repository(&self) -> ObservedRepository {
+        ObservedRepository {
+            name: self.name.to_string(),
+            arn: self.arn.text(&self.name),
+            uri: self.uri.text(&self.name),
+            registry_id: self.registry_id.to_string(),
+            settings: self.settings.clone(),
+            encryption_type: self.encryption_type,
+            kms_key: self.kms_key.as_deref().map(str::to_owned),
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for Listed {
     fn borrow(&self) -> &str {
-        &self.0.name
+        &self.name
     }
 }
 
-impl std::hash::Hash for ByName {
+impl std::hash::Hash for Listed {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.name.hash(state)
+        self.name.hash(state)
     }
 }
 
-impl PartialEq for ByName {
+impl PartialEq for Listed {
     fn eq(&self, other: &Self) -> bool {
-        self.0.name == other.0.name
+        self.name == other.name
     }
 }
 
-impl Eq for ByName {}
+impl Eq for Listed {}
+
+impl RegionSnapshot {
+    /// Keeps `repository` in place of what was known of its name (a name listed twice, by pages
+    /// of a changing listing: the later answer wins). `created` None keeps what was known of
+    /// its creation.
+    fn keep(&mut self, repository: ObservedRepository, created: Option<Instant>) {
+        let created = created.or_else(|| {
+            self.repositories
+                .get(repository.name.as_str())
+                .and_then(|listed| listed.created)
+        });
+        let listed = Listed {
+            arn: self.affix(&repository.arn, &repository.name),
+            uri: self.affix(&repository.uri, &repository.name),
+            registry_id: self.share(&repository.registry_id),
+            name: repository.name.into_boxed_str(),
+            settings: repository.settings,
+            encryption_type: repository.encryption_type,
+            kms_key: repository.kms_key.map(String::into_boxed_str),
+            created,
+        };
+        self.repositories.replace(listed);
+    }
+
+    fn affix(&mut self, text: &str, name: &str) -> Affixed {
+        match text.strip_suffix(name) {
+            Some(prefix) => Affixed::BeforeName(self.share(prefix)),
+            None => Affixed::Whole(text.into()),
+        }
+    }
+
+    fn share(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.shared.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.shared.insert(shared.clone());
+        shared
+    }
+}
 
 /// What a region's snapshot says of one name.
 enum Lookup {
@@ -116,17 +198,16 @@ impl RepositoryObserver {
             // old snapshot, the SDK's whole listing and the new one at once at each resync)
             snapshot.repositories = HashSet::new();
             snapshot.absent.clear();
-            snapshot.created.clear();
+            snapshot.shared.clear();
             let repositories = self.registry.describe_repositories(region).await?;
             snapshot.repositories.reserve(repositories.len());
             for repository in repositories {
-                // a name listed twice (pages of a changing listing): the later answer wins
-                snapshot.repositories.replace(ByName(repository));
+                snapshot.keep(repository, None);
             }
             snapshot.epoch = Some(epoch);
         }
         Ok(match snapshot.repositories.get(name) {
-            Some(listed) => Lookup::Listed(listed.0.clone()),
+            Some(listed) => Lookup::Listed(listed.repository()),
             None if snapshot.absent.contains(name) => Lookup::KnownAbsent,
             None => Lookup::NotListed,
         })
@@ -147,11 +228,8 @@ impl RepositoryObserver {
     pub async fn record(&self, region: &str, repository: ObservedRepository, created: Option<Instant>) {
         let snapshot = self.region(region);
         let mut snapshot = snapshot.lock().await;
-        if let Some(created) = created {
-            snapshot.created.insert(repository.name.clone(), created);
-        }
         snapshot.absent.remove(&repository.name);
-        snapshot.repositories.replace(ByName(repository));
+        snapshot.keep(repository, created);
     }
 
     /// When berth created the repository, if it did during this resync (and did not see it
@@ -163,7 +241,7 @@ impl RepositoryObserver {
         if snapshot.epoch != Some(epoch) {
             return None;
         }
-        snapshot.created.get(name).copied()
+        snapshot.repositories.get(name).and_then(|listed| listed.created)
     }
 
     /// Records that a repository does not exist (described absent, or deleted by berth).
@@ -171,7 +249,53 @@ impl RepositoryObserver {
         let snapshot = self.region(region);
         let mut snapshot = snapshot.lock().await;
         snapshot.repositories.remove(name);
-        snapshot.created.remove(name);
         snapshot.absent.insert(name.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(name: &str, arn: &str) -> ObservedRepository {
+        ObservedRepository {
+            name: name.into(),
+            arn: arn.into(),
+            uri: format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/{name}"),
+            registry_id: "123456789012".into(),
+            kms_key: Some("alias/key".into()),
+            ..ObservedRepository::default()
+        }
+    }
+
+    #[test]
+    fn a_kept_repository_reads_back_as_listed_and_shares_its_prefixes() {
+        let mut snapshot = RegionSnapshot::default();
+        let first = listed("team/api", "arn:aws:ecr:eu-west-1:123456789012:repository/team/api");
+        let second = listed("team/web", "arn:aws:ecr:eu-west-1:123456789012:repository/team/web");
+        // an ARN that does not end with the name is kept whole
+        let odd = listed("team/odd", "arn:aws:ecr:eu-west-1:123456789012:repository/other");
+        for repository in [&first, &second, &odd] {
+            snapshot.keep(repository.clone(), None);
+        }
+        for repository in [&first, &second, &odd] {
+            let kept = snapshot.repositories.get(repository.name.as_str()).expect("kept");
+            assert_eq!(&kept.repository(), repository);
+        }
+        // one ARN prefix, one URI prefix, one registry id (the odd ARN is not shared)
+        assert_eq!(snapshot.shared.len(), 3, "{:?}", snapshot.shared);
+    }
+
+    #[test]
+    fn a_later_record_keeps_when_berth_created_the_repository() {
+        let mut snapshot = RegionSnapshot::default();
+        let repository = listed("team/api", "arn:aws:ecr:eu-west-1:123456789012:repository/team/api");
+        let created = Instant::now();
+        snapshot.keep(repository.clone(), Some(created));
+        snapshot.keep(repository, None);
+        assert_eq!(
+            snapshot.repositories.get("team/api").and_then(|l| l.created),
+            Some(created)
+        );
     }
 }

@@ -201,7 +201,14 @@ async fn configuration_conflict_findings_thresholds_and_restore() {
     let findings = compliant.findings.unwrap();
     assert_eq!((findings.critical, findings.high), (0, 1));
     assert_eq!(findings.image_digest.as_deref(), Some(fixed.as_str()));
-    assert_eq!(s.events("app", "WithinThresholds").await.len(), 1);
+    // the Event follows the status write that the wait above saw
+    let within = wait_for(TIMEOUT, || async {
+        let events = s.events("app", "WithinThresholds").await;
+        (!events.is_empty()).then_some(events)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no WithinThresholds Event\n{}", operator.log_text()));
+    assert_eq!(within.len(), 1, "one Normal Event per crossing: {within:?}");
     assert_eq!(s.events("app", "ThresholdExceeded").await.len(), 1);
 
     // a second policy for the region: Conflict naming the first, the registry unchanged

@@ -202,13 +202,16 @@ async fn configuration_conflict_findings_thresholds_and_restore() {
     assert_eq!((findings.critical, findings.high), (0, 1));
     assert_eq!(findings.image_digest.as_deref(), Some(fixed.as_str()));
     // the Event follows the status write that the wait above saw
-    let within = wait_for(TIMEOUT, || async {
+    wait_for(TIMEOUT, || async {
         let events = s.events("app", "WithinThresholds").await;
-        (!events.is_empty()).then_some(events)
+        (!events.is_empty()).then_some(())
     })
     .await
     .unwrap_or_else(|| panic!("no WithinThresholds Event\n{}", operator.log_text()));
+    tokio::time::sleep(Duration::from_secs(7)).await; // several refreshes
+    let within = s.events("app", "WithinThresholds").await;
     assert_eq!(within.len(), 1, "one Normal Event per crossing: {within:?}");
+    assert!(within[0].series.is_none(), "not repeated: {:?}", within[0].series);
     assert_eq!(s.events("app", "ThresholdExceeded").await.len(), 1);
 
     // a second policy for the region: Conflict naming the first, the registry unchanged

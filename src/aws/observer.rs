@@ -287,6 +287,23 @@ mod tests {
     }
 
     #[test]
+    fn a_name_kept_twice_reads_back_as_the_later_answer() {
+        let mut snapshot = RegionSnapshot::default();
+        let earlier = listed("team/api", "arn:aws:ecr:eu-west-1:123456789012:repository/team/api");
+        let later = ObservedRepository {
+            kms_key: Some("alias/other".into()),
+            ..earlier.clone()
+        };
+        snapshot.keep(earlier, None);
+        snapshot.keep(later.clone(), None);
+        assert_eq!(snapshot.repositories.len(), 1);
+        assert_eq!(
+            snapshot.repositories.get("team/api").map(Listed::repository),
+            Some(later)
+        );
+    }
+
+    #[test]
     fn a_later_record_keeps_when_berth_created_the_repository() {
         let mut snapshot = RegionSnapshot::default();
         let repository = listed("team/api", "arn:aws:ecr:eu-west-1:123456789012:repository/team/api");

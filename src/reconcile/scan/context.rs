@@ -21,8 +21,8 @@ pub const IMAGES_CONSUMER: &str = "scan";
 
 /// What `berth-scan` owns in one EcrRepository's status. It is applied whole, because
 /// server-side apply removes the fields a manager leaves out. One per covered repository: the
-/// findings and the condition are boxed, which keeps the map's slots small (6 MiB for the
-/// unboxed map at 10,000 repositories, most of it empty slots).
+/// scanning configuration, findings and condition are boxed, which keeps the map's slots small
+/// (6 MiB for the unboxed map at 10,000 repositories, most of it empty slots).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ScanRecord {
     pub scanning: Option<Box<ScanningStatus>>,

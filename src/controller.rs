@@ -4,10 +4,11 @@
 
 mod leader;
 mod shutdown;
+mod triggers;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::RandomState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +19,14 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_stream::wrappers::BroadcastStream;
 
 pub use leader::{Leadership, campaign};
 pub use shutdown::Shutdown;
+use triggers::{TriggerFilter, object_hash};
 
 use crate::api::{EcrRepository, LifecyclePolicy, ScanPolicy};
 use crate::aws::{AwsClients, EcrRegistry, Fence, Iam, IamClient, Registry, caller_partition, load_sdk_config};
@@ -317,10 +319,8 @@ fn strip<K: Resource>(object: &mut K) {
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A Controller over `api` whose own watch triggers a reconcile only when something berth acts on
-/// changed: the spec (generation), deletion, or the finalizers. Status changes, berth's own writes
-/// included, do not: a failure status would otherwise re-trigger the reconcile at once and defeat
-/// the backoff. The store still sees every change (stripped, see `strip`), and so does
-/// `on_event`, which lets another kind react to this one without a watch of its own.
+/// changed (`TriggerFilter`). The store still sees every change (stripped, see `strip`), and so
+/// does `on_event`, which lets another kind react to this one without a watch of its own.
 fn controller_for<K>(
     api: Api<K>,
     config: controller::Config,
@@ -332,25 +332,11 @@ where
     let writer = reflector::store::Writer::default();
     let store = writer.as_reader();
     let events = watcher(api, watcher::Config::default()).modify(strip::<K>);
+    let mut triggers = TriggerFilter::default();
     let changes = reflector::reflector(writer, events)
         .inspect_ok(move |event| on_event(event))
-        .applied_objects()
-        .predicate_filter(reconcile_trigger::<K>, PredicateConfig::default());
+        .try_filter_map(move |event| futures::future::ready(Ok(triggers.admit(event))));
     Controller::for_stream(changes, store).with_config(config)
-}
-
-/// What of an object asks for a reconcile; an update that leaves this unchanged does not.
-/// berth reads no annotation and no label of the object it reconciles (EcrRepository labels
-/// trigger LifecyclePolicies through `lifecycle_controller`).
-fn reconcile_trigger<K: Resource>(object: &K) -> Option<u64> {
-    let meta = object.meta();
-    Some(crate::naming::fnv1a(
-        format!(
-            "{:?}{:?}{:?}",
-            meta.generation, meta.deletion_timestamp, meta.finalizers
-        )
-        .as_bytes(),
-    ))
 }
 
 /// The namespace of each watched scope, in the order of `watched_apis` (None: all).
@@ -422,15 +408,6 @@ fn lifecycle_controller(
         .reconcile_on(coalesce(affected_policies, TRIGGER_WINDOW))
         .reconcile_on(coalesce(refreshed, TRIGGER_WINDOW));
     (controller, on_repository)
-}
-
-/// An object's key in a watch hook's own memory, which holds one entry per EcrRepository: 8
-/// bytes instead of two strings (about 150 bytes an entry with the map's slack). The hash is
-/// keyed at random per hook (`RandomState`), so that no tenant can choose a name that shares
-/// another's; two objects that did would at worst miss a trigger (the next resync makes up
-/// for it) or cause a spare one.
-fn object_hash(keys: &RandomState, namespace: &str, name: &str) -> u64 {
-    keys.hash_one((namespace, name))
 }
 
 /// The object a watch event is about, and whether it is still there (false: deleted); None for
@@ -651,30 +628,6 @@ mod tests {
             "spec": {},
         }))
         .unwrap()
-    }
-
-    #[test]
-    fn only_generation_deletion_and_finalizers_trigger_a_reconcile() {
-        let before = repository();
-        let trigger = reconcile_trigger(&before);
-
-        let mut status_only = before.clone();
-        status_only.status = Some(Default::default());
-        status_only.metadata.resource_version = Some("42".into());
-        status_only.metadata.managed_fields = Some(Vec::new());
-        assert_eq!(reconcile_trigger(&status_only), trigger);
-
-        let mut spec = before.clone();
-        spec.metadata.generation = Some(2);
-        let mut deleted = before.clone();
-        deleted.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-        ));
-        let mut finalized = before.clone();
-        finalized.metadata.finalizers = Some(vec!["ecr.berth.dev/cleanup".into()]);
-        for changed in [spec, deleted, finalized] {
-            assert_ne!(reconcile_trigger(&changed), trigger, "{:?}", changed.metadata);
-        }
     }
 
     fn named(name: &str) -> EcrRepository {

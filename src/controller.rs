@@ -584,27 +584,39 @@ where
         .filter_map(|tick| async move { tick.ok() })
         .flat_map(move |()| {
             let start = tokio::time::Instant::now();
-            let mut schedule: Vec<(Duration, ObjectRef<K>)> = store
+            // kept for the whole interval: an offset and the names (about 70 bytes an object;
+            // an `ObjectRef` with its copied uid and resourceVersion took about 200)
+            let mut schedule: Vec<(u32, Option<Box<str>>, Box<str>)> = store
                 .state()
                 .iter()
                 .map(|object| {
-                    let object = ObjectRef::from_obj(object.as_ref());
-                    (resync_offset(&object, interval), object)
+                    let meta = object.meta();
+                    let (namespace, name) = (meta.namespace.as_deref(), meta.name.as_deref().unwrap_or_default());
+                    (
+                        resync_offset(namespace, name, interval),
+                        namespace.map(Box::from),
+                        Box::from(name),
+                    )
                 })
                 .collect();
-            schedule.sort_by_key(|(offset, _)| *offset);
-            futures::stream::iter(schedule).then(move |(offset, object)| async move {
-                tokio::time::sleep_until(start + offset).await;
-                object
+            schedule.sort_by_key(|(offset, ..)| *offset);
+            futures::stream::iter(schedule).then(move |(offset, namespace, name)| async move {
+                tokio::time::sleep_until(start + Duration::from_millis(offset.into())).await;
+                let object = ObjectRef::new(&name);
+                match namespace {
+                    Some(namespace) => object.within(&namespace),
+                    None => object,
+                }
             })
         })
 }
 
-/// An object's moment within each resync interval.
-fn resync_offset<K: Resource>(object: &ObjectRef<K>, interval: Duration) -> Duration {
-    let slots = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
-    let key = format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name);
-    Duration::from_millis(crate::naming::fnv1a(key.as_bytes()) % slots)
+/// An object's moment within each resync interval, in milliseconds from its start (an interval
+/// longer than 49 days is cut to that).
+fn resync_offset(namespace: Option<&str>, name: &str, interval: Duration) -> u32 {
+    let slots = u32::try_from(interval.as_millis()).unwrap_or(u32::MAX).max(1);
+    let key = format!("{}/{}", namespace.unwrap_or_default(), name);
+    (crate::naming::fnv1a(key.as_bytes()) % u64::from(slots)) as u32
 }
 
 /// Events name berth and, in a Pod, the replica that wrote them.

@@ -258,3 +258,72 @@ async fn one_role_listing_per_resync_and_tags_read_once_per_role() {
         moto.delete_role().role_name(name).send().await.unwrap();
     }
 }
+
+/// moto answers a whole-region DescribeRepositories in one page whatever `maxResults` says; the
+/// recording proxy pages it as AWS does, so that berth's listing meets AWS's paging on the test
+/// bed (and the benchmark measures what berth holds per page, not per region).
+#[tokio::test]
+async fn the_recording_proxy_pages_the_listing_as_aws_does() {
+    let Some(testbed) = common::testbed() else { return };
+    // a region of its own, so that no other test's repositories move the pages under it
+    let region = "ca-west-1";
+    let direct = common::ecr_client(&testbed, region).await;
+    let prefix = format!("paging-{}", common::unique_suffix());
+    let names: Vec<String> = (0..5).map(|i| format!("{prefix}/repo-{i}")).collect();
+    for name in &names {
+        direct
+            .create_repository()
+            .repository_name(name)
+            .send()
+            .await
+            .expect("CreateRepository");
+    }
+    let proxy = common::proxy::AwsProxy::start(&testbed.aws_endpoint).await;
+    let through_proxy = aws_sdk_ecr::Client::from_conf(
+        aws_sdk_ecr::config::Builder::from(&common::sdk_config(&testbed).await)
+            .region(aws_config::Region::new(region))
+            .endpoint_url(&proxy.endpoint)
+            .build(),
+    );
+
+    let pages: Vec<_> = through_proxy
+        .describe_repositories()
+        .max_results(2)
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|page| page.expect("DescribeRepositories").repositories.unwrap_or_default())
+        .collect();
+    assert!(pages.iter().all(|page| page.len() <= 2), "{pages:?}");
+    assert!(pages.len() >= 3, "5 repositories in pages of 2: {pages:?}");
+    let listed: Vec<String> = pages
+        .iter()
+        .flatten()
+        .filter_map(|repository| repository.repository_name.clone())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    assert_eq!(listed, names, "every repository once, in moto's order");
+    assert_eq!(proxy.counts()["DescribeRepositories"], pages.len() as u64);
+
+    // berth's listing (pages of 1,000) still sees them all
+    let registry = berth::aws::EcrRegistry::new(AwsClients::new(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .endpoint_url(&proxy.endpoint)
+            .load()
+            .await,
+        Metrics::new().aws.clone(),
+    ));
+    let observed = berth::aws::Registry::describe_repositories(&registry, region)
+        .await
+        .expect("DescribeRepositories");
+    let mut seen: Vec<String> = observed
+        .into_iter()
+        .map(|repository| repository.name)
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, names);
+}

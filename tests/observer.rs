@@ -316,14 +316,15 @@ async fn the_recording_proxy_pages_the_listing_as_aws_does() {
             .await,
         Metrics::new().aws.clone(),
     ));
-    let observed = berth::aws::Registry::describe_repositories(&registry, region)
+    let mut seen = Vec::new();
+    let mut each = |repository: berth::aws::ObservedRepository| {
+        if repository.name.starts_with(&prefix) {
+            seen.push(repository.name);
+        }
+    };
+    berth::aws::Registry::describe_repositories(&registry, region, &mut each)
         .await
         .expect("DescribeRepositories");
-    let mut seen: Vec<String> = observed
-        .into_iter()
-        .map(|repository| repository.name)
-        .filter(|name| name.starts_with(&prefix))
-        .collect();
     seen.sort();
     assert_eq!(seen, names);
 }

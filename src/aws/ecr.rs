@@ -69,8 +69,14 @@ impl ImageStats {
 /// Everything berth asks of ECR about repositories.
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// Every repository of the region: one paginated DescribeRepositories.
-    async fn describe_repositories(&self, region: &str) -> Result<Vec<ObservedRepository>, AwsError>;
+    /// Every repository of the region (one paginated DescribeRepositories), handed to `each` as
+    /// its page arrives: a region's whole listing is never held at once. On an error, `each`
+    /// may have seen part of the repositories.
+    async fn describe_repositories(
+        &self,
+        region: &str,
+        each: &mut (dyn FnMut(ObservedRepository) + Send),
+    ) -> Result<(), AwsError>;
     /// One repository, or None if it does not exist.
     async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError>;
     async fn list_tags(&self, region: &str, arn: &str) -> Result<BTreeMap<String, String>, AwsError>;
@@ -227,7 +233,11 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 
 #[async_trait]
 impl Registry for EcrRegistry {
-    async fn describe_repositories(&self, region: &str) -> Result<Vec<ObservedRepository>, AwsError> {
+    async fn describe_repositories(
+        &self,
+        region: &str,
+        each: &mut (dyn FnMut(ObservedRepository) + Send),
+    ) -> Result<(), AwsError> {
         // converted item by item: only one page of the SDK's shapes is held at a time
         let mut items = self
             .client(region)
@@ -236,15 +246,14 @@ impl Registry for EcrRegistry {
             .into_paginator()
             .items()
             .send();
-        let mut repositories = Vec::new();
         while let Some(repository) = items
             .try_next()
             .await
             .map_err(|e| AwsError::from_sdk("DescribeRepositories", e))?
         {
-            repositories.push(observed(&repository));
+            each(observed(&repository));
         }
-        Ok(repositories)
+        Ok(())
     }
 
     async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {

@@ -199,11 +199,9 @@ impl RepositoryObserver {
             snapshot.repositories = HashSet::new();
             snapshot.absent.clear();
             snapshot.shared.clear();
-            let repositories = self.registry.describe_repositories(region).await?;
-            snapshot.repositories.reserve(repositories.len());
-            for repository in repositories {
-                snapshot.keep(repository, None);
-            }
+            // kept as each page arrives: the region's whole listing is never held at once
+            let mut keep = |repository| snapshot.keep(repository, None);
+            self.registry.describe_repositories(region, &mut keep).await?;
             snapshot.epoch = Some(epoch);
         }
         Ok(match snapshot.repositories.get(name) {

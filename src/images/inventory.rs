@@ -344,7 +344,11 @@ mod tests {
             }])
         }
 
-        async fn describe_repositories(&self, _: &str) -> Result<Vec<ObservedRepository>, AwsError> {
+        async fn describe_repositories(
+            &self,
+            _: &str,
+            _: &mut (dyn FnMut(ObservedRepository) + Send),
+        ) -> Result<(), AwsError> {
             unimplemented!("not used by the inventory")
         }
         async fn describe_repository(&self, _: &str, _: &str) -> Result<Option<ObservedRepository>, AwsError> {

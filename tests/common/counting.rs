@@ -54,8 +54,14 @@ impl CountingRegistry {
 
 #[async_trait]
 impl Registry for CountingRegistry {
-    async fn describe_repositories(&self, region: &str) -> Result<Vec<ObservedRepository>, AwsError> {
-        self.count("DescribeRepositories").describe_repositories(region).await
+    async fn describe_repositories(
+        &self,
+        region: &str,
+        each: &mut (dyn FnMut(ObservedRepository) + Send),
+    ) -> Result<(), AwsError> {
+        self.count("DescribeRepositories")
+            .describe_repositories(region, each)
+            .await
     }
     async fn describe_repository(&self, region: &str, name: &str) -> Result<Option<ObservedRepository>, AwsError> {
         self.count("DescribeRepository").describe_repository(region, name).await

@@ -327,4 +327,12 @@ async fn the_recording_proxy_pages_the_listing_as_aws_does() {
         .expect("DescribeRepositories");
     seen.sort();
     assert_eq!(seen, names);
+    for name in &names {
+        direct
+            .delete_repository()
+            .repository_name(name)
+            .send()
+            .await
+            .expect("DeleteRepository");
+    }
 }

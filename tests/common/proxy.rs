@@ -476,7 +476,7 @@ impl Paging {
             Some(serde_json::Value::Array(repositories)) => repositories,
             _ => Vec::new(),
         };
-        let end = (self.offset + self.size).min(repositories.len());
+        let end = self.offset.saturating_add(self.size).min(repositories.len());
         let page: Vec<_> = repositories.get(self.offset..end).unwrap_or_default().to_vec();
         answer.insert("repositories".into(), page.into());
         if end < repositories.len() {

@@ -8,7 +8,7 @@ mod triggers;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
-use std::hash::RandomState;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,14 +26,14 @@ use tokio_stream::wrappers::BroadcastStream;
 
 pub use leader::{Leadership, campaign};
 pub use shutdown::Shutdown;
-use triggers::{TriggerFilter, object_hash};
+use triggers::{Fingerprints, TriggerFilter};
 
 use crate::api::{EcrRepository, LifecyclePolicy, ScanPolicy};
 use crate::aws::{AwsClients, EcrRegistry, Fence, Iam, IamClient, Registry, caller_partition, load_sdk_config};
 use crate::config::RunArgs;
 use crate::images;
 use crate::reconcile::harness::{self, Kind, Reconciler};
-use crate::reconcile::lifecycle::{Lifecycles, select::RepositoryView};
+use crate::reconcile::lifecycle::Lifecycles;
 use crate::reconcile::repository::{Repositories, RoleSettings, ValidationSettings};
 use crate::reconcile::runtime::Runtime;
 use crate::reconcile::scan::Scans;
@@ -364,28 +364,26 @@ fn lifecycle_controller(
     let config = config.clone().debounce(Duration::from_secs(1));
     let controller = controller_for(policies, config, |_| {});
     let store = controller.store();
-    let mut seen = std::collections::HashMap::<u64, u64>::new();
-    let hash_keys = RandomState::new();
+    // what selection reads of each repository: labels, the recorded policy, the ARN
+    let mut seen = Fingerprints::default();
     let (affected, affected_policies) = futures::channel::mpsc::unbounded();
     let on_repository = move |event: &watcher::Event<EcrRepository>| {
-        let Some((repository, present)) = object_of(event) else {
-            return;
-        };
-        let namespace = repository.namespace().unwrap_or_default();
-        let view = RepositoryView::of(repository);
-        let key = object_hash(&hash_keys, &namespace, &view.name);
-        let changed = if present {
-            let fingerprint =
-                crate::naming::fnv1a(format!("{:?}{:?}{:?}", view.labels, view.governed_by, view.target).as_bytes());
-            seen.insert(key, fingerprint) != Some(fingerprint)
-        } else {
-            seen.remove(&key).is_some()
-        };
+        let changed = seen.changed(event, |repository, keys| {
+            let status = repository.status.as_ref();
+            Some(keys.hash_one((
+                &repository.metadata.labels,
+                status.and_then(|s| s.lifecycle_policy.as_deref()),
+                status.and_then(|s| s.repository_arn.as_deref()),
+            )))
+        });
         if !changed {
             return;
         }
+        // the policies of the repository's namespace; of every namespace of the scope when
+        // repositories left while the watch was down (the end of a relist names none)
+        let namespace = object_of(event).map(|repository| repository.metadata.namespace.as_deref());
         for policy in store.state() {
-            if policy.namespace().as_deref() == Some(namespace.as_str()) {
+            if namespace.is_none_or(|namespace| policy.metadata.namespace.as_deref() == namespace) {
                 let _ = affected.unbounded_send(ObjectRef::from_obj(policy.as_ref()));
             }
         }
@@ -410,42 +408,31 @@ fn lifecycle_controller(
     (controller, on_repository)
 }
 
-/// The object a watch event is about, and whether it is still there (false: deleted); None for
-/// the markers of a (re)list.
-fn object_of<K>(event: &watcher::Event<K>) -> Option<(&K, bool)> {
+/// The object a watch event is about; None for the markers of a (re)list.
+fn object_of<K>(event: &watcher::Event<K>) -> Option<&K> {
     match event {
-        watcher::Event::Apply(object) | watcher::Event::InitApply(object) => Some((object, true)),
-        watcher::Event::Delete(object) => Some((object, false)),
+        watcher::Event::Apply(object) | watcher::Event::InitApply(object) | watcher::Event::Delete(object) => {
+            Some(object)
+        }
         watcher::Event::Init | watcher::Event::InitDone => None,
     }
 }
 
 /// The hook on the EcrRepository watch that tells the ScanPolicies when the repositories they
-/// may cover changed: one got its repository ARN (it exists in ECR now) or lost it, or left.
-/// Their scanning configuration is then read without waiting for the next resync.
+/// may cover changed: one got its repository ARN (it exists in ECR now) or lost it, or left
+/// (also while the watch was down). Their scanning configuration is then read without waiting
+/// for the next resync.
 fn scan_trigger(kinds: &Kinds, enabled: bool) -> impl FnMut(&watcher::Event<EcrRepository>) + Send + 'static {
     let recompute = kinds.scans.reconciler.recompute.clone();
-    let mut with_arn = HashSet::<u64>::new();
-    let hash_keys = RandomState::new();
+    let mut with_arn = Fingerprints::default();
     move |event: &watcher::Event<EcrRepository>| {
-        let Some((repository, present)) = object_of(event).filter(|_| enabled) else {
+        if !enabled {
             return;
-        };
-        let has_arn = present
-            && repository
-                .status
-                .as_ref()
-                .is_some_and(|status| status.repository_arn.is_some());
-        let key = object_hash(
-            &hash_keys,
-            &repository.namespace().unwrap_or_default(),
-            &repository.name_any(),
-        );
-        let changed = if has_arn {
-            with_arn.insert(key)
-        } else {
-            with_arn.remove(&key)
-        };
+        }
+        let changed = with_arn.changed(event, |repository, _| {
+            let status = repository.status.as_ref();
+            status.and_then(|s| s.repository_arn.as_ref()).map(|_| 0)
+        });
         if changed {
             // every policy looks (the empty name); the triggers are gathered, see `coalesce`
             let _ = recompute.send(String::new());

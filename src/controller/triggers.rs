@@ -1,4 +1,5 @@
-//! Which watch events ask for a reconcile, remembered as two hashes per object.
+//! What the watch hooks and filters remember of each object: a hash per object, keyed by a hash
+//! of its namespace and name, kept true across deletions and relists.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -6,24 +7,21 @@ use std::hash::{BuildHasher, RandomState};
 use kube::Resource;
 use kube::runtime::watcher;
 
-/// Passes on an object only when what berth acts on changed since the last event about it: the
-/// spec (generation), deletion, the finalizers, or the object itself (a new uid under the same
-/// name). Status changes, berth's own writes included, do not pass: a failure status would
-/// otherwise re-trigger the reconcile at once and defeat the backoff.
-///
-/// kube-runtime's `predicate_filter` does the same keyed by a copy of each object's name,
-/// namespace and uid (about 250 bytes an object with the map's slack, about 2.5 MiB at 10,000); this
-/// keeps two hashes, forgets an object when it is deleted, and forgets at the end of a relist
-/// the objects the relist no longer lists (deleted while the watch was down).
-pub struct TriggerFilter {
+/// A fingerprint per object of one watch (what a consumer acts on, hashed), to tell which events
+/// change it. 16 bytes an object instead of copies of its names (kube-runtime's
+/// `predicate_filter` kept its name, namespace and uid: about 250 bytes an object with the map's
+/// slack, about 2.5 MiB at 10,000). Objects are keyed by a hash keyed at random per memory
+/// (`RandomState`), so that no tenant can choose a name that shares another's; two objects that
+/// did would at worst miss a trigger (the next resync makes up for it) or cause a spare one.
+pub struct Fingerprints {
     keys: RandomState,
-    /// object key hash → trigger hash of the last event about it
+    /// object key hash → the fingerprint of the last event about it
     seen: HashMap<u64, u64>,
     /// during a relist, what `seen` held before it began
     before_relist: Option<HashMap<u64, u64>>,
 }
 
-impl Default for TriggerFilter {
+impl Default for Fingerprints {
     fn default() -> Self {
         Self {
             keys: RandomState::new(),
@@ -33,9 +31,16 @@ impl Default for TriggerFilter {
     }
 }
 
-impl TriggerFilter {
-    /// The object to reconcile for this event, if any.
-    pub fn admit<K: Resource>(&mut self, event: watcher::Event<K>) -> Option<K> {
+impl Fingerprints {
+    /// Takes in `event` and tells whether what is remembered changed: an object appeared, its
+    /// fingerprint changed, or it left (deleted, or its fingerprint None: nothing of it to
+    /// remember); at the end of a relist, whether an object left while the watch was down.
+    /// `fingerprint` hashes what the consumer acts on with the keys it is given.
+    pub fn changed<K: Resource>(
+        &mut self,
+        event: &watcher::Event<K>,
+        fingerprint: impl FnOnce(&K, &RandomState) -> Option<u64>,
+    ) -> bool {
         match event {
             watcher::Event::Init => {
                 let seen = std::mem::take(&mut self.seen);
@@ -45,54 +50,63 @@ impl TriggerFilter {
                     Some(before) => before.extend(seen),
                     None => self.before_relist = Some(seen),
                 }
-                None
+                false
             }
-            watcher::Event::InitDone => {
-                self.before_relist = None;
-                None
-            }
-            watcher::Event::Delete(object) => {
-                self.seen.remove(&self.key(&object));
-                None
-            }
+            watcher::Event::InitDone => self.before_relist.take().is_some_and(|gone| !gone.is_empty()),
+            watcher::Event::Delete(object) => self.seen.remove(&self.key(object)).is_some(),
             watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
-                let key = self.key(&object);
-                let trigger = self.trigger(&object);
+                let key = self.key(object);
                 let previous = match self.before_relist.as_mut() {
                     Some(before) => before.remove(&key),
                     None => self.seen.get(&key).copied(),
                 };
-                self.seen.insert(key, trigger);
-                (previous != Some(trigger)).then_some(object)
+                match fingerprint(object, &self.keys) {
+                    Some(current) => {
+                        self.seen.insert(key, current);
+                        previous != Some(current)
+                    }
+                    None => {
+                        self.seen.remove(&key);
+                        previous.is_some()
+                    }
+                }
             }
         }
     }
 
     fn key<K: Resource>(&self, object: &K) -> u64 {
-        object_hash(
-            &self.keys,
-            object.meta().namespace.as_deref().unwrap_or_default(),
-            object.meta().name.as_deref().unwrap_or_default(),
-        )
-    }
-
-    fn trigger<K: Resource>(&self, object: &K) -> u64 {
         let meta = object.meta();
         self.keys.hash_one((
-            &meta.uid,
-            meta.generation,
-            meta.deletion_timestamp.is_some(),
-            &meta.finalizers,
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
         ))
     }
 }
 
-/// An object's key in a watch hook's own memory: 8 bytes instead of two strings (about 150 bytes
-/// an entry with the map's slack). The hash is keyed at random per hook (`RandomState`), so that
-/// no tenant can choose a name that shares another's; two objects that did would at worst miss a
-/// trigger (the next resync makes up for it) or cause a spare one.
-pub fn object_hash(keys: &RandomState, namespace: &str, name: &str) -> u64 {
-    keys.hash_one((namespace, name))
+/// Passes on an object only when what berth acts on changed since the last event about it: the
+/// spec (generation), deletion, the finalizers, or the object itself (a new uid under the same
+/// name). Status changes, berth's own writes included, do not pass: a failure status would
+/// otherwise re-trigger the reconcile at once and defeat the backoff.
+#[derive(Default)]
+pub struct TriggerFilter(Fingerprints);
+
+impl TriggerFilter {
+    /// The object to reconcile for this event, if any.
+    pub fn admit<K: Resource>(&mut self, event: watcher::Event<K>) -> Option<K> {
+        let changed = self.0.changed(&event, |object, keys| {
+            let meta = object.meta();
+            Some(keys.hash_one((
+                &meta.uid,
+                meta.generation,
+                meta.deletion_timestamp.is_some(),
+                &meta.finalizers,
+            )))
+        });
+        match event {
+            watcher::Event::InitApply(object) | watcher::Event::Apply(object) if changed => Some(object),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -155,7 +169,7 @@ mod tests {
         assert!(passes(&mut filter, &api));
         assert!(passes(&mut filter, &other_namespace));
         assert!(passes(&mut filter, &repository("web")));
-        assert_eq!(filter.seen.len(), 3);
+        assert_eq!(filter.0.seen.len(), 3);
     }
 
     #[test]
@@ -164,7 +178,7 @@ mod tests {
         let api = repository("api");
         assert!(passes(&mut filter, &api));
         assert!(filter.admit(watcher::Event::Delete(api.clone())).is_none());
-        assert_eq!(filter.seen.len(), 0);
+        assert_eq!(filter.0.seen.len(), 0);
         assert!(passes(&mut filter, &api));
     }
 
@@ -183,7 +197,7 @@ mod tests {
         assert!(filter.admit(watcher::Event::InitApply(changed_now.clone())).is_some());
         assert!(filter.admit(watcher::Event::<EcrRepository>::InitDone).is_none());
         assert_eq!(
-            filter.seen.len(),
+            filter.0.seen.len(),
             2,
             "the object deleted while the watch was down is forgotten"
         );
@@ -205,8 +219,71 @@ mod tests {
         assert!(filter.admit(watcher::Event::InitApply(a.clone())).is_none());
         assert!(filter.admit(watcher::Event::InitApply(b.clone())).is_none());
         assert!(filter.admit(watcher::Event::<EcrRepository>::InitDone).is_none());
-        assert_eq!(filter.seen.len(), 2);
+        assert_eq!(filter.0.seen.len(), 2);
         assert!(!passes(&mut filter, &a));
         assert!(!passes(&mut filter, &b));
+    }
+
+    /// A memory of whether an object has an ARN, as the scan hook keeps it.
+    fn has_arn(memory: &mut Fingerprints, event: &watcher::Event<EcrRepository>) -> bool {
+        memory.changed(event, |object, _| {
+            object
+                .status
+                .as_ref()
+                .and_then(|status| status.repository_arn.as_ref())
+                .map(|_| 0)
+        })
+    }
+
+    #[test]
+    fn an_object_without_a_fingerprint_is_remembered_as_absent() {
+        let mut memory = Fingerprints::default();
+        let without = repository("api");
+        let mut with = without.clone();
+        with.status = Some(crate::api::EcrRepositoryStatus {
+            repository_arn: Some("arn:aws:ecr:eu-west-1:123456789012:repository/team/api".into()),
+            ..Default::default()
+        });
+        assert!(
+            !has_arn(&mut memory, &watcher::Event::Apply(without.clone())),
+            "nothing to remember"
+        );
+        assert!(
+            has_arn(&mut memory, &watcher::Event::Apply(with.clone())),
+            "it got an ARN"
+        );
+        assert!(!has_arn(&mut memory, &watcher::Event::Apply(with.clone())));
+        assert!(
+            has_arn(&mut memory, &watcher::Event::Apply(without.clone())),
+            "it lost it"
+        );
+        assert!(memory.seen.is_empty());
+        assert!(has_arn(&mut memory, &watcher::Event::Apply(with.clone())));
+        assert!(has_arn(&mut memory, &watcher::Event::Delete(with)), "it left");
+        assert!(
+            !has_arn(&mut memory, &watcher::Event::Delete(without)),
+            "it was not remembered"
+        );
+    }
+
+    #[test]
+    fn the_end_of_a_relist_tells_whether_an_object_left_while_the_watch_was_down() {
+        let mut memory = Fingerprints::default();
+        let (kept, gone) = (repository("kept"), repository("gone"));
+        let uid = |object: &EcrRepository, keys: &RandomState| Some(keys.hash_one(&object.metadata.uid));
+        for object in [&kept, &gone] {
+            assert!(memory.changed(&watcher::Event::Apply(object.clone()), uid));
+        }
+        assert!(!memory.changed(&watcher::Event::<EcrRepository>::Init, uid));
+        assert!(!memory.changed(&watcher::Event::InitApply(kept.clone()), uid));
+        assert!(
+            memory.changed(&watcher::Event::<EcrRepository>::InitDone, uid),
+            "one left"
+        );
+        assert_eq!(memory.seen.len(), 1);
+        // a relist that finds everything again reports nothing
+        assert!(!memory.changed(&watcher::Event::<EcrRepository>::Init, uid));
+        assert!(!memory.changed(&watcher::Event::InitApply(kept.clone()), uid));
+        assert!(!memory.changed(&watcher::Event::<EcrRepository>::InitDone, uid));
     }
 }
